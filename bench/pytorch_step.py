@@ -1,0 +1,87 @@
+"""Time one training step (or one inference pass) of the U-Net+Inter in PyTorch on CPU.
+
+    python bench/pytorch_step.py --base 64 --batch 2 --lr-size 256 256 --r 2 \
+        --steps 10 --warmup 2 --threads 2
+    python bench/pytorch_step.py --mode infer --base 64 --lr-size 256 256 --threads 2
+
+train: forward -> CE(HR logits, random 0/1 HR mask, mean) -> backward ->
+       SGD(lr 0.01, momentum 0.9, nesterov, weight_decay 1e-4).step(); model.train().
+infer: model.eval(), torch.no_grad(), batch 1 (forced).
+Prints one JSON line. peak_rss_mb = ru_maxrss of this process (whole run, incl. warmup).
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from unet import UNetInter  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=["train", "infer"], default="train")
+    ap.add_argument("--base", type=int, default=64)
+    ap.add_argument("--classes", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--lr-size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
+    ap.add_argument("--r", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    h, w = a.lr_size
+    batch = 1 if a.mode == "infer" else a.batch
+    model = UNetInter(3, a.classes, a.base, a.r)
+    x = torch.randn(batch, 3, h, w)
+    times = []
+
+    if a.mode == "train":
+        model.train()
+        y = torch.randint(0, 2, (batch, a.r * h, a.r * w))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
+                              weight_decay=1e-4)
+        for i in range(a.warmup + a.steps):
+            t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            out = model(x)
+            loss = F.cross_entropy(out, y)
+            loss.backward()
+            opt.step()
+            dt = time.perf_counter() - t0
+            if i >= a.warmup:
+                times.append(dt)
+        assert torch.isfinite(loss).item()
+    else:
+        model.eval()
+        with torch.no_grad():
+            for i in range(a.warmup + a.steps):
+                t0 = time.perf_counter()
+                out = model(x)
+                dt = time.perf_counter() - t0
+                if i >= a.warmup:
+                    times.append(dt)
+        assert out.shape == (1, a.classes, a.r * h, a.r * w)
+
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({
+        "framework": "pytorch", "torch": torch.__version__, "model": "unet_inter",
+        "mode": a.mode, "base": a.base, "batch": batch, "lr_size": [h, w], "r": a.r,
+        "threads": a.threads, "median_s": round(statistics.median(times), 4),
+        "min_s": round(min(times), 4), "steps": a.steps,
+        "peak_rss_mb": round(rss_kb / 1024, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+//! `ds2f evaluate --run RUN [--data DIR [--include PATTERN]...]`: the paper's metrics at the
+//! original resolution, pooled and per image, whole image and inside the FOV; writes
+//! `RUN/evaluation/<name>/summary.json` and prints a table.
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use ds2f::config::ExperimentConfig;
+use ds2f::infer::{EvalOptions, EvalReport, Predictor, evaluate};
+use ds2f_metrics::{Metric, Summary};
+
+/// Arguments of `evaluate`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A run folder.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// A data folder to evaluate on (any supported layout). Default: the run's test split.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// With --data: only images whose name matches one of these patterns (`*`, `?`).
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Name of the evaluation (its folder under RUN/evaluation/). Default: `test`, or the
+    /// data folder's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Also write predictions and overlays into the evaluation folder.
+    #[arg(long)]
+    pub save_predictions: bool,
+    /// Checkpoint to use: best or last.
+    #[arg(long, default_value = "best")]
+    pub checkpoint: String,
+    /// Device: cpu (default), wgpu[:N], cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// Runs `evaluate`; returns the report and the summary path.
+pub fn run(args: Args) -> Result<(EvalReport, PathBuf)> {
+    let device = ds2f::device::select(&args.device)?;
+    let config = ExperimentConfig::load(&args.run.join("config.toml"), &[])
+        .with_context(|| format!("{} is not a run folder", args.run.display()))?;
+    let (items, name) = match &args.data {
+        None => {
+            let splits = ds2f::dataset::split(&config.data, config.train.seed)?;
+            (splits.test, args.name.clone().unwrap_or_else(|| "test".into()))
+        }
+        Some(dir) => {
+            let items = ds2f::dataset::discover_items(dir, "auto", None, true)?;
+            let patterns: Vec<glob::Pattern> = args
+                .include
+                .iter()
+                .map(|p| glob::Pattern::new(p).with_context(|| format!("--include {p}")))
+                .collect::<Result<_>>()?;
+            let items = items
+                .into_iter()
+                .filter(|i| patterns.is_empty() || patterns.iter().any(|p| p.matches(&i.name)))
+                .collect();
+            let default = dir
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "data".into());
+            (items, args.name.clone().unwrap_or(default))
+        }
+    };
+    if items.is_empty() {
+        bail!("nothing to evaluate: no test images (set data.test_include, or give --data)");
+    }
+    let predictor = Predictor::from_run(&args.run, &args.checkpoint, &device)?;
+    let out_dir = args.run.join("evaluation").join(&name);
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let options = EvalOptions {
+        save_predictions: args.save_predictions.then(|| out_dir.join("predictions")),
+    };
+    let started = std::time::Instant::now();
+    let report = evaluate(
+        &predictor,
+        &items,
+        config.model.num_classes,
+        &options,
+        |i, n, name| eprintln!("[{}/{n}] {name}", i + 1),
+    )?;
+    let summary_path = out_dir.join("summary.json");
+    let json = serde_json::to_vec_pretty(&report)?;
+    ds2f_data::io::write_atomic(&summary_path, &json)?;
+    print_report(&report, items.len(), started.elapsed().as_secs_f64());
+    println!("summary: {}", summary_path.display());
+    Ok((report, summary_path))
+}
+
+fn print_report(report: &EvalReport, n: usize, seconds: f64) {
+    println!("{n} images, {seconds:.1}s");
+    print_summary("whole image (paper protocol)", &report.whole_image);
+    if let Some(fov) = &report.inside_fov {
+        print_summary("inside the FOV", fov);
+    }
+}
+
+fn print_summary(title: &str, s: &Summary) {
+    println!("\n{title}: foreground {}", foreground(s));
+    println!("{:<12} {:>9} {:>20}", "metric", "pooled", "per image mean ± std");
+    for metric in [Metric::Iou, Metric::Dice, Metric::Mcc, Metric::Bm] {
+        let pooled = s.reported.get(metric);
+        let per: Vec<_> = s.per_image[1..].iter().map(|st| st.get(metric)).collect();
+        let (mean, std) = if per.len() == 1 {
+            (per[0].mean, per[0].std)
+        } else {
+            (
+                ds2f_metrics::nanmean(per.iter().map(|m| m.mean)),
+                f64::NAN,
+            )
+        };
+        println!(
+            "{:<12} {:>9.4} {:>11.4} ± {:<7.4}",
+            metric.name(),
+            pooled,
+            mean,
+            std
+        );
+    }
+    println!(
+        "{:<12} {:>9.4} {:>20}",
+        "PR-AUC (AP)", s.reported_average_precision, "(pooled)"
+    );
+}
+
+fn foreground(s: &Summary) -> String {
+    if s.num_classes == 2 {
+        "class 1".into()
+    } else {
+        format!("mean of classes 1..{}", s.num_classes - 1)
+    }
+}

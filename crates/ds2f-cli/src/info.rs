@@ -1,0 +1,65 @@
+//! `ds2f info --config FILE --input HxW`: parameters and GMACs of the inference graph,
+//! counted as ptflops counts them (the paper's "GFLOPs" column).
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::prelude::Device;
+use ds2f::config::ExperimentConfig;
+use ds2f::model::complexity::{inference_macs, trainable_params};
+
+/// Arguments of `info`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Experiment config (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Override a config value (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// LR input size as HxW (default: the config's data.lr_size).
+    #[arg(long, value_name = "HxW")]
+    pub input: Option<String>,
+}
+
+fn parse_size(s: &str) -> Result<[usize; 2]> {
+    let (h, w) = s
+        .split_once(['x', 'X'])
+        .with_context(|| format!("--input {s}: expected HxW, e.g. 584x876"))?;
+    let p = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .with_context(|| format!("--input {s}: `{v}` is not a positive size"))
+    };
+    Ok([p(h)?, p(w)?])
+}
+
+/// Runs `info`.
+pub fn run(args: Args) -> Result<()> {
+    let config = ExperimentConfig::load(&args.config, &args.overrides)?;
+    let [h, w] = match &args.input {
+        Some(s) => parse_size(s)?,
+        None => config.data.lr_size,
+    };
+    let model = config.model.init(&Device::flex());
+    let params = trainable_params(&model, "");
+    let macs = inference_macs(&config.model, h, w);
+    let r = config.model.effective_upscale();
+    println!(
+        "model: {:?} on {:?}, base {}, {} classes, r = {r}",
+        config.model.framework, config.model.backbone, config.model.base, config.model.num_classes
+    );
+    println!("input (LR) {h}x{w} -> output (HR) {}x{} (HxW)", h * r, w * r);
+    println!("parameters (inference graph): {params}");
+    println!("GMACs (inference, ptflops rules): {:.3}", macs.total() as f64 / 1e9);
+    println!(
+        "  conv {:.3}, batch norm {:.3}, ReLU {:.3}, max-pool {:.3}, upsample {:.3}",
+        macs.conv as f64 / 1e9,
+        macs.batch_norm as f64 / 1e9,
+        macs.relu as f64 / 1e9,
+        macs.pool as f64 / 1e9,
+        macs.upsample as f64 / 1e9
+    );
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! `ds2f`: train, evaluate and predict high-resolution segmentations from low-resolution
+//! images. One file per verb; each verb is a thin layer over the library.
+mod demo;
+mod evaluate;
+mod info;
+mod predict;
+mod progress;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+/// DS2F: high-resolution segmentation from low-resolution medical images.
+#[derive(Parser)]
+#[command(name = "ds2f", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate synthetic fundus images, train a small model for a few minutes, evaluate and
+    /// predict: the whole pipeline on the bundled default data.
+    Demo(demo::Args),
+    /// Train a model from a TOML experiment config.
+    Train(train::Args),
+    /// Evaluate a trained run on its test split or another folder, at the original resolution.
+    Evaluate(evaluate::Args),
+    /// Predict masks for new images at their original size.
+    Predict(predict::Args),
+    /// Print parameters and GMACs of a config's inference graph.
+    Info(info::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Demo(a) => demo::run(a),
+        Command::Train(a) => train::run(a).map(|_| ()),
+        Command::Evaluate(a) => evaluate::run(a).map(|_| ()),
+        Command::Predict(a) => predict::run(a),
+        Command::Info(a) => info::run(a),
+    }
+}

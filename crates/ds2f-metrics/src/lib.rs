@@ -1,0 +1,29 @@
+//! Segmentation metrics of the DS2F paper in plain Rust: confusion counts, the metrics derived
+//! from them, average precision, pooled and per-image aggregation. No tensor library.
+//!
+//! The paper (Qiu, Hu et al., TPAMI 2023) accumulates **one confusion matrix over all pixels of
+//! all test images** and derives IoU, Dice, MCC, BM, ... from it ("pooled" metrics). PR-AUC is
+//! likewise pooled over the whole test set. This crate provides:
+//!
+//! * [`ConfusionMatrix`] / [`Counts`]: `M[true][pred]` accumulation and one-vs-rest counts;
+//! * [`Scores`]: the ratios derived from [`Counts`], with `NaN` for undefined (0/0) ratios;
+//! * [`average_precision`], [`pr_auc_trapezoid`] (exact, sort-based) and [`PrHistogram`]
+//!   (memory-bounded, mergeable, for tens of millions of pixels);
+//! * [`Evaluation`] / [`Summary`]: per-image and pooled aggregation, and the scalar the paper
+//!   reports.
+#![warn(missing_docs)]
+
+mod aggregate;
+mod average_precision;
+mod confusion;
+mod error;
+mod histogram;
+mod scores;
+pub mod serde_nan;
+
+pub use aggregate::{Evaluation, ImageResult, MeanStd, PrAuc, ScoresStats, Summary};
+pub use average_precision::{PrPoint, average_precision, pr_auc_trapezoid, precision_recall_curve};
+pub use confusion::{ConfusionMatrix, Counts, MAX_CLASSES};
+pub use error::MetricsError;
+pub use histogram::{DEFAULT_BINS, PrHistogram};
+pub use scores::{Metric, Scores, nanmean};

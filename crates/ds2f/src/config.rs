@@ -1,0 +1,369 @@
+//! Experiment configuration: one TOML file per experiment, `--set key=value` overrides, unknown
+//! keys rejected with the nearest valid key suggested, values range-checked.
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::model::ModelConfig;
+
+/// A whole experiment: data, model, training and evaluation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ExperimentConfig {
+    /// A free-text note saying what this config is for and what it scales down.
+    pub description: String,
+    /// Data sources, splits and LR/HR sizes.
+    pub data: DataConfig,
+    /// The model.
+    pub model: ModelConfig,
+    /// Optimisation.
+    pub train: TrainConfig,
+    /// Where runs are written.
+    pub run: RunConfig,
+}
+
+/// The `[data]` table. (Unknown keys are caught by `serde_ignored` in [`ExperimentConfig::parse`],
+/// which can suggest the nearest key, so the tables do not use `deny_unknown_fields`.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DataConfig {
+    /// Dataset folder (relative paths are relative to the config file).
+    pub root: PathBuf,
+    /// Layout: `auto`, `generic`, `hrf`, `drive`, `chase_db1`, `stare`, `drhagis`, `fives`.
+    pub layout: String,
+    /// Name patterns (`*`, `?`) of the training pool; validation is carved out of it.
+    pub train_include: Vec<String>,
+    /// Name patterns of the test set (never used for training or model selection).
+    pub test_include: Vec<String>,
+    /// A separate test folder; when set, `test_include` filters it instead of `root`.
+    pub test_root: Option<PathBuf>,
+    /// Number of training images held out for validation (model selection).
+    pub val_count: usize,
+    /// LR network input size `[h, w]`; HR = r × LR.
+    pub lr_size: [usize; 2],
+    /// Apply the paper's augmentation (colour jitter, flips, shift-scale-rotate) in training.
+    pub augment: bool,
+    /// Data-loading worker threads (they prepare batches while the model trains).
+    pub workers: usize,
+    /// Batches prepared ahead of the model.
+    pub prefetch: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("data"),
+            layout: "auto".into(),
+            train_include: vec!["*".into()],
+            test_include: Vec::new(),
+            test_root: None,
+            val_count: 2,
+            lr_size: [256, 256],
+            augment: true,
+            workers: 1,
+            prefetch: 2,
+        }
+    }
+}
+
+/// The `[train]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Epochs (paper: 300 for HRF).
+    pub epochs: usize,
+    /// Batch size (paper: 2).
+    pub batch_size: usize,
+    /// Initial learning rate of SGD (paper: 0.01).
+    pub lr: f64,
+    /// SGD momentum (0.9).
+    pub momentum: f64,
+    /// Nesterov momentum (the reference code uses it; the paper does not say).
+    pub nesterov: bool,
+    /// L2 weight decay on every parameter, BN included (1e-4).
+    pub weight_decay: f64,
+    /// Power of the poly schedule (0.9).
+    pub poly_power: f64,
+    /// Seed of weights, data order, augmentation and the validation split.
+    pub seed: u64,
+    /// Optional per-class cross-entropy weights.
+    pub class_weights: Option<Vec<f32>>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 300,
+            batch_size: 2,
+            lr: 0.01,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 1e-4,
+            poly_power: 0.9,
+            seed: 42,
+            class_weights: None,
+        }
+    }
+}
+
+/// The `[run]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunConfig {
+    /// Parent folder of run folders (relative to the working directory).
+    pub dir: PathBuf,
+    /// Run name; the run folder is `dir/name`.
+    pub name: String,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("runs"),
+            name: "run".into(),
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// Reads `path`, applies `overrides` (`key.path=value`, TOML values; bare words are
+    /// strings), rejects unknown keys, resolves relative data paths against the file's folder
+    /// and validates ranges.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, overrides, &path.display().to_string())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.data.root = resolve(base, &config.data.root);
+        config.data.test_root = config.data.test_root.as_ref().map(|p| resolve(base, p));
+        Ok(config)
+    }
+
+    /// Parses TOML text (`origin` names it in errors), applies overrides and validates.
+    pub fn parse(text: &str, overrides: &[String], origin: &str) -> Result<Self, ConfigError> {
+        let mut value: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        for o in overrides {
+            apply_override(&mut value, o)?;
+        }
+        let mut unknown = Vec::new();
+        let config: Self = serde_ignored::deserialize(toml::Value::Table(value), |path| {
+            unknown.push(path.to_string())
+        })
+        .map_err(|e| ConfigError::Value {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        if let Some(key) = unknown.first() {
+            return Err(ConfigError::UnknownKey {
+                origin: origin.to_string(),
+                key: key.clone(),
+                suggestion: suggest(key),
+            });
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks value ranges; errors name the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| {
+            Err(ConfigError::Range {
+                key: key.to_string(),
+                reason: reason.to_string(),
+            })
+        };
+        if self.model.upscale == 0 {
+            return bad("model.upscale", "must be at least 1");
+        }
+        if self.model.base == 0 {
+            return bad("model.base", "must be at least 1");
+        }
+        if self.model.num_classes < 2 {
+            return bad("model.num_classes", "must be at least 2 (background + one class)");
+        }
+        if self.model.in_channels != 3 {
+            return bad("model.in_channels", "only RGB input (3) is supported");
+        }
+        if self.data.lr_size.contains(&0) {
+            return bad("data.lr_size", "both sides must be positive");
+        }
+        if self.train.batch_size == 0 {
+            return bad("train.batch_size", "must be at least 1");
+        }
+        if self.train.epochs == 0 {
+            return bad("train.epochs", "must be at least 1");
+        }
+        if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
+            return bad("train.lr", "must be a positive number");
+        }
+        if !(0.0..1.0).contains(&self.train.momentum) {
+            return bad("train.momentum", "must be in [0, 1)");
+        }
+        if !(self.train.weight_decay.is_finite() && self.train.weight_decay >= 0.0) {
+            return bad("train.weight_decay", "must be zero or positive");
+        }
+        if let Some(w) = &self.train.class_weights
+            && w.len() != self.model.num_classes
+        {
+            return bad("train.class_weights", "needs one weight per class");
+        }
+        if self.data.workers == 0 {
+            return bad("data.workers", "must be at least 1");
+        }
+        if self.data.prefetch == 0 {
+            return bad("data.prefetch", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The HR output size `[r·h, r·w]`.
+    pub fn hr_size(&self) -> [usize; 2] {
+        let r = self.model.effective_upscale();
+        [self.data.lr_size[0] * r, self.data.lr_size[1] * r]
+    }
+
+    /// Serialises the resolved config (saved as `config.toml` in each run folder).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Applies one `a.b.c=value` override to the TOML table.
+fn apply_override(table: &mut toml::Table, item: &str) -> Result<(), ConfigError> {
+    let (key, raw) = item.split_once('=').ok_or_else(|| ConfigError::Override {
+        item: item.to_string(),
+        reason: "expected key=value".into(),
+    })?;
+    let key = key.trim();
+    let raw = raw.trim();
+    // A TOML value if it parses as one (numbers, booleans, arrays, quoted strings), else a string.
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut node = table;
+    for part in &parts[..parts.len() - 1] {
+        let entry = node
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = entry.as_table_mut().ok_or_else(|| ConfigError::Override {
+            item: item.to_string(),
+            reason: format!("`{part}` is not a table"),
+        })?;
+    }
+    node.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+/// The valid key nearest to an unknown `key` (same table), by edit distance.
+fn suggest(key: &str) -> Option<String> {
+    let defaults = toml::Value::try_from(ExperimentConfig::default()).ok()?;
+    let (parent, leaf) = match key.rsplit_once('.') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, key),
+    };
+    let mut node = &defaults;
+    if let Some(parent) = parent {
+        for part in parent.split('.') {
+            node = node.get(part)?;
+        }
+    }
+    let mut names: Vec<String> = node.as_table()?.keys().cloned().collect();
+    // Optional keys that serialise to nothing when unset.
+    names.extend(
+        ["test_root", "class_weights"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    names
+        .into_iter()
+        .map(|n| (strsim::damerau_levenshtein(leaf, &n), n))
+        .filter(|(d, n)| *d <= 3.max(n.len() / 3))
+        .min()
+        .map(|(_, n)| match parent {
+            Some(p) => format!("{p}.{n}"),
+            None => n,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str, overrides: &[&str]) -> String {
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        ExperimentConfig::parse(text, &o, "test.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn unknown_keys_name_the_nearest_valid_key() {
+        let cases = [
+            ("[train]\nepoch = 3\n", "unknown key `train.epoch` (did you mean `train.epochs`?)"),
+            ("[model]\nupscal = 2\n", "did you mean `model.upscale`?"),
+            ("[data]\nlr_szie = [4, 4]\n", "did you mean `data.lr_size`?"),
+            ("[trian]\nepochs = 3\n", "did you mean `train`?"),
+        ];
+        for (text, expected) in cases {
+            let message = err(text, &[]);
+            assert!(message.contains(expected), "{message}");
+            assert!(message.starts_with("test.toml"), "{message}");
+        }
+        let message = err("", &["train.batchsize=4"]);
+        assert!(message.contains("did you mean `train.batch_size`?"), "{message}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_key() {
+        for (set, key) in [
+            ("model.upscale=0", "model.upscale"),
+            ("train.batch_size=0", "train.batch_size"),
+            ("train.lr=-0.1", "train.lr"),
+            ("data.lr_size=[0, 8]", "data.lr_size"),
+        ] {
+            let message = err("", &[set]);
+            assert!(message.starts_with(&format!("config key `{key}`")), "{message}");
+        }
+    }
+
+    #[test]
+    fn overrides_take_toml_values_and_bare_strings() {
+        let o = [
+            "train.epochs=7".to_string(),
+            "model.framework=unet".to_string(),
+            "data.lr_size=[32, 48]".to_string(),
+            "run.name=my run".to_string(),
+        ];
+        let c = ExperimentConfig::parse("[train]\nepochs = 3\n", &o, "t").unwrap();
+        assert_eq!(c.train.epochs, 7);
+        assert_eq!(c.model.framework, crate::model::Framework::Unet);
+        assert_eq!(c.data.lr_size, [32, 48]);
+        assert_eq!(c.run.name, "my run");
+        // Plain U-Net works at r = 1 whatever `upscale` says.
+        assert_eq!(c.hr_size(), [32, 48]);
+    }
+
+    #[test]
+    fn saved_config_round_trips() {
+        let c = ExperimentConfig::parse("[model]\nbase = 16\n", &[], "t").unwrap();
+        let again = ExperimentConfig::parse(&c.to_toml(), &[], "t").unwrap();
+        assert_eq!(c, again);
+        assert_eq!(again.hr_size(), [512, 512]);
+    }
+}

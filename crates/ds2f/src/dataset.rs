@@ -1,0 +1,247 @@
+//! From an experiment config to the data the trainer and evaluator use: the train / validation
+//! / test split, the LR/HR samples, and batches as tensors.
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use burn::prelude::*;
+use ds2f_data::augment::Augment;
+use ds2f_data::io::{LoadLimits, MaskKind, load_fov, load_mask, load_rgb_with};
+use ds2f_data::layout::{DiscoverOptions, Item, Layout, discover};
+use ds2f_data::loader::{Batch, SampleSource};
+use ds2f_data::pair::{Sample, make_sample};
+use ds2f_data::DataError;
+use ds2f_data::error::Result;
+use image::{GrayImage, RgbImage};
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::SeedableRng;
+
+use crate::config::{DataConfig, ExperimentConfig};
+
+/// The three disjoint sets of an experiment.
+#[derive(Debug, Clone, Default)]
+pub struct Splits {
+    /// Training images.
+    pub train: Vec<Item>,
+    /// Validation images (model selection), carved out of the training pool.
+    pub val: Vec<Item>,
+    /// Test images (never seen in training or selection).
+    pub test: Vec<Item>,
+}
+
+/// The mask reading rule for `num_classes` classes: binary (0/1, 0/255, anti-aliased grey
+/// binarised at > 127) for two classes, class indices otherwise.
+pub fn mask_kind(num_classes: usize) -> MaskKind {
+    if num_classes == 2 {
+        MaskKind::Binary
+    } else {
+        MaskKind::Classes(num_classes.min(255) as u8)
+    }
+}
+
+/// Finds the items of a folder in the configured (or detected) layout.
+pub fn discover_items(
+    dir: &Path,
+    layout: &str,
+    split: Option<&str>,
+    require_masks: bool,
+) -> Result<Vec<Item>> {
+    let layout = if layout == "auto" {
+        Layout::detect(dir)?
+    } else {
+        layout.parse::<Layout>().map_err(|_| DataError::Invalid {
+            name: "data.layout",
+            reason: format!(
+                "unknown layout `{layout}` (expected auto, {})",
+                Layout::ALL.map(|l| l.name()).join(", ")
+            ),
+        })?
+    };
+    let opts = DiscoverOptions {
+        require_masks,
+        split: split.map(str::to_string),
+    };
+    discover(dir, layout, &opts)
+}
+
+fn matches_any(patterns: &[glob::Pattern], name: &str) -> bool {
+    patterns.iter().any(|p| p.matches(name))
+}
+
+fn compile(patterns: &[String], key: &'static str) -> Result<Vec<glob::Pattern>> {
+    patterns
+        .iter()
+        .map(|p| {
+            glob::Pattern::new(p).map_err(|e| DataError::Invalid {
+                name: key,
+                reason: format!("bad pattern `{p}`: {e}"),
+            })
+        })
+        .collect()
+}
+
+/// Splits the configured data: the test set is `test_include` (of `test_root`, or of `root`),
+/// the training pool is `train_include` of `root` minus the test set, and `val_count` images of
+/// the pool, drawn with `seed`, are held out for validation.
+pub fn split(data: &DataConfig, seed: u64) -> Result<Splits> {
+    let train_patterns = compile(&data.train_include, "data.train_include")?;
+    let test_patterns = compile(&data.test_include, "data.test_include")?;
+    let items = discover_items(&data.root, &data.layout, None, true)?;
+    let test = match &data.test_root {
+        Some(dir) => discover_items(dir, &data.layout, None, true)?
+            .into_iter()
+            .filter(|i| test_patterns.is_empty() || matches_any(&test_patterns, &i.name))
+            .collect(),
+        None => items
+            .iter()
+            .filter(|i| matches_any(&test_patterns, &i.name))
+            .cloned()
+            .collect::<Vec<_>>(),
+    };
+    let mut pool: Vec<Item> = items
+        .into_iter()
+        .filter(|i| matches_any(&train_patterns, &i.name))
+        .filter(|i| data.test_root.is_some() || !matches_any(&test_patterns, &i.name))
+        .collect();
+    if pool.len() <= data.val_count {
+        return Err(DataError::Invalid {
+            name: "data.val_count",
+            reason: format!(
+                "{} training images in {} after the test set is removed; need more than \
+                 val_count = {}",
+                pool.len(),
+                data.root.display(),
+                data.val_count
+            ),
+        });
+    }
+    let mut order: Vec<usize> = (0..pool.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F_5A11D));
+    let mut held: Vec<usize> = order[..data.val_count].to_vec();
+    held.sort_unstable();
+    let mut val = Vec::with_capacity(held.len());
+    for &i in held.iter().rev() {
+        val.push(pool.remove(i));
+    }
+    val.reverse();
+    Ok(Splits {
+        train: pool,
+        val,
+        test,
+    })
+}
+
+/// A decoded original: image, class-index mask, optional FOV.
+pub type Decoded = (RgbImage, GrayImage, Option<GrayImage>);
+
+/// Loads one item at its original size, checking that mask and FOV match the image.
+pub fn load_item(item: &Item, kind: MaskKind) -> Result<Decoded> {
+    let image = load_rgb_with(&item.image, &LoadLimits::default())?;
+    let mask_path = item.mask.as_ref().ok_or_else(|| DataError::MissingMask {
+        image: item.image.clone(),
+        expected: "a mask (this item has none)".into(),
+    })?;
+    let mask = load_mask(mask_path, kind)?;
+    let fov = item.fov.as_ref().map(load_fov).transpose()?;
+    for (path, other) in std::iter::once((mask_path, &mask)).chain(item.fov.iter().zip(&fov)) {
+        if other.dimensions() != image.dimensions() {
+            return Err(DataError::SizeMismatch {
+                image: item.image.clone(),
+                mask: path.clone(),
+                image_w: image.width(),
+                image_h: image.height(),
+                mask_w: other.width(),
+                mask_h: other.height(),
+            });
+        }
+    }
+    Ok((image, mask, fov))
+}
+
+/// Makes LR/HR samples of a list of items, decoding each original once and keeping it in
+/// memory (decoding a 3504×2336 JPEG costs more than a training step's data work).
+pub struct ItemSource {
+    items: Vec<Item>,
+    cache: Vec<OnceLock<Arc<Decoded>>>,
+    kind: MaskKind,
+    lr_size: [usize; 2],
+    upscale: usize,
+    augment: Option<Augment>,
+}
+
+impl ItemSource {
+    /// A source over `items` for the config's sizes; `augment` applies the paper's pipeline.
+    pub fn new(items: Vec<Item>, config: &ExperimentConfig, augment: bool) -> Self {
+        let cache = (0..items.len()).map(|_| OnceLock::new()).collect();
+        Self {
+            items,
+            cache,
+            kind: mask_kind(config.model.num_classes),
+            lr_size: config.data.lr_size,
+            upscale: config.model.effective_upscale(),
+            augment: augment.then(Augment::paper),
+        }
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The items.
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+
+    /// The decoded original of item `index` (decoded on first use).
+    pub fn decoded(&self, index: usize) -> Result<Arc<Decoded>> {
+        if let Some(d) = self.cache[index].get() {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(load_item(&self.items[index], self.kind)?);
+        Ok(self.cache[index].get_or_init(|| d).clone())
+    }
+
+    /// The (augmented, when configured) LR/HR sample of item `index`, drawn with `rng`.
+    pub fn sample(&self, index: usize, rng: &mut ChaCha8Rng) -> Result<Sample> {
+        let decoded = self.decoded(index)?;
+        let (image, mask, fov) = &*decoded;
+        let name = &self.items[index].name;
+        let lr = (self.lr_size[0] as u32, self.lr_size[1] as u32);
+        let r = self.upscale as u32;
+        match &self.augment {
+            Some(augment) => {
+                let (image, mask, fov) =
+                    augment.apply(rng, image.clone(), mask.clone(), fov.clone())?;
+                make_sample(&image, &mask, fov.as_ref(), lr, r, name)
+            }
+            None => make_sample(image, mask, fov.as_ref(), lr, r, name),
+        }
+    }
+}
+
+impl SampleSource for ItemSource {
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn load(&self, index: usize, rng: &mut ChaCha8Rng) -> Result<Sample> {
+        self.sample(index, rng)
+    }
+}
+
+/// A batch as tensors on `device`: the LR images `[n, 3, h, w]` and HR masks `[n, rh, rw]`.
+pub fn batch_tensors(batch: &Batch, device: &Device) -> (Tensor<4>, Tensor<3, Int>) {
+    let n = batch.n;
+    let (h, w) = (batch.lr_size.0 as usize, batch.lr_size.1 as usize);
+    let lr = Tensor::<4>::from_data(TensorData::new(batch.lr.clone(), [n, 3, h, w]), device);
+    let (hh, hw) = (batch.hr_size.0 as usize, batch.hr_size.1 as usize);
+    let mask: Vec<i64> = batch.mask.iter().map(|&v| i64::from(v)).collect();
+    let mask = Tensor::<3, Int>::from_data(TensorData::new(mask, [n, hh, hw]), device);
+    (lr, mask)
+}

@@ -1,0 +1,185 @@
+//! Typed errors of the library. Each names the file, key or step it is about.
+use std::path::PathBuf;
+
+/// Errors in experiment configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not valid TOML.
+    #[error("{origin}: invalid TOML: {message}")]
+    Syntax {
+        /// The file or text.
+        origin: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key no table has.
+    #[error("{origin}: unknown key `{key}`{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    UnknownKey {
+        /// The file or text.
+        origin: String,
+        /// The dotted key.
+        key: String,
+        /// The nearest valid key.
+        suggestion: Option<String>,
+    },
+    /// A value of the wrong type or an unknown variant.
+    #[error("{origin}: {message}")]
+    Value {
+        /// The file or text.
+        origin: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A value out of its valid range.
+    #[error("config key `{key}`: {reason}")]
+    Range {
+        /// The dotted key.
+        key: String,
+        /// What is expected.
+        reason: String,
+    },
+    /// A malformed `--set` override.
+    #[error("--set {item}: {reason}")]
+    Override {
+        /// The override as given.
+        item: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// Errors reading or writing checkpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file could not be written (nothing was replaced).
+    #[error("{path}: cannot write checkpoint: {message}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// Not a well-formed checkpoint.
+    #[error("{path}: corrupt checkpoint: {what}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// burn could not encode or apply a record.
+    #[error("{path}: {message}")]
+    Record {
+        /// The file.
+        path: PathBuf,
+        /// burn's message.
+        message: String,
+    },
+}
+
+/// Errors selecting a device.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// Not a device name.
+    #[error("unknown device `{name}` (expected cpu, wgpu, wgpu:N or cuda:N)")]
+    Unknown {
+        /// As given.
+        name: String,
+    },
+    /// A device whose backend this binary was built without.
+    #[error("device `{name}` needs a build with `--features {feature}` (see docs/gpu.md)")]
+    NotBuilt {
+        /// As given.
+        name: String,
+        /// The cargo feature.
+        feature: String,
+    },
+}
+
+/// Errors during training.
+#[cfg(feature = "train")]
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Bad data.
+    #[error(transparent)]
+    Data(#[from] ds2f_data::DataError),
+    /// A checkpoint could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A file of the run folder could not be read or written.
+    #[error("{path}: {message}")]
+    RunFile {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// The run folder already holds a run.
+    #[error("{path} already holds a run; continue it with --resume {path} or choose another run.name")]
+    RunExists {
+        /// The run folder.
+        path: PathBuf,
+    },
+    /// A loss became NaN or infinite.
+    #[error("epoch {epoch}, step {iteration}: the {term} loss is {value}; stopped. The last good checkpoint is {last_good}")]
+    NonFinite {
+        /// Epoch.
+        epoch: usize,
+        /// Optimiser step.
+        iteration: usize,
+        /// The loss term.
+        term: String,
+        /// Its value.
+        value: f64,
+        /// The checkpoint to resume from.
+        last_good: PathBuf,
+    },
+    /// Not enough training images for one batch.
+    #[error("{images} training images is fewer than one batch of {batch} (train.batch_size)")]
+    TooFewImages {
+        /// Images in the training split.
+        images: usize,
+        /// The batch size.
+        batch: usize,
+    },
+}
+
+/// Errors during prediction and evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    /// Bad data.
+    #[error(transparent)]
+    Data(#[from] ds2f_data::DataError),
+    /// The run's config.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The checkpoint.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// An output file.
+    #[error("{path}: {message}")]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+}

@@ -1,0 +1,249 @@
+//! Training: SGD with Nesterov momentum and the poly schedule, cross-entropy on the HR logits,
+//! validation on images carved out of the training set, best and last checkpoints, resume.
+pub mod run;
+pub mod schedule;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::prelude::*;
+use std::sync::Arc;
+
+use ds2f_data::loader::{Batch, EpochLoader, LoaderConfig};
+use ds2f_metrics::{ConfusionMatrix, Scores};
+
+use crate::checkpoint::{Checkpoint, TrainState};
+use crate::config::ExperimentConfig;
+use crate::dataset::{ItemSource, Splits, batch_tensors};
+use crate::error::TrainError;
+use crate::loss::CrossEntropy;
+use crate::model::Segmenter;
+pub use run::{EpochRecord, RunFolder};
+use schedule::PolyLr;
+
+/// Receives progress from the trainer (the CLI draws a progress bar from it).
+pub trait TrainObserver {
+    /// An epoch of `steps` optimiser steps starts.
+    fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _steps: usize) {}
+    /// A step finished with this loss and learning rate.
+    fn step(&mut self, _iteration: usize, _loss: f64, _lr: f64) {}
+    /// An epoch finished (after validation and checkpointing).
+    fn epoch_end(&mut self, _record: &EpochRecord) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl TrainObserver for Silent {}
+
+/// What a finished training produced.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// All epochs, resumed ones included.
+    pub history: Vec<EpochRecord>,
+    /// Best validation score and its epoch.
+    pub best: Option<(f64, usize)>,
+}
+
+/// The optimiser of the reference: SGD, momentum 0.9 without dampening, Nesterov, L2 weight
+/// decay on every parameter (PyTorch's `SGD(..., nesterov=True, weight_decay=1e-4)`).
+pub fn optimizer(config: &ExperimentConfig) -> ModuleOptimizer {
+    let t = &config.train;
+    let momentum = (t.momentum > 0.0).then(|| MomentumConfig {
+        momentum: t.momentum,
+        dampening: 0.0,
+        nesterov: t.nesterov,
+    });
+    let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
+    SgdConfig::new()
+        .with_momentum(momentum)
+        .with_weight_decay(decay)
+        .init()
+}
+
+/// The paper's selection score from a confusion matrix: class-1 IoU for binary tasks, the
+/// mean IoU over the foreground classes otherwise. Also returns the matching Dice, MCC, BM.
+pub fn selection_scores(cm: &ConfusionMatrix) -> [f64; 4] {
+    let classes = cm.num_classes();
+    let mut sums = [0.0f64; 4];
+    let mut counts = [0usize; 4];
+    for c in 1..classes {
+        let s = Scores::from_counts(&cm.counts(c));
+        for (k, v) in [s.iou, s.dice, s.mcc, s.bm].into_iter().enumerate() {
+            if v.is_finite() {
+                sums[k] += v;
+                counts[k] += 1;
+            }
+        }
+    }
+    std::array::from_fn(|k| {
+        if counts[k] == 0 {
+            f64::NAN
+        } else {
+            sums[k] / counts[k] as f64
+        }
+    })
+}
+
+/// Predicted class indices of `[n, C, h, w]` logits, row-major `[n, h, w]`.
+pub fn argmax_labels(logits: Tensor<4>) -> Vec<u8> {
+    logits
+        .argmax(1)
+        .into_data()
+        .iter::<i64>()
+        .map(|v| v as u8)
+        .collect()
+}
+
+/// Validates `model` on `source` at HR (as the reference selects models): one image at a time.
+pub fn validate(
+    model: &Segmenter,
+    source: &ItemSource,
+    num_classes: usize,
+    device: &Device,
+) -> Result<ConfusionMatrix, TrainError> {
+    let mut cm = ConfusionMatrix::new(num_classes);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    for i in 0..source.len() {
+        let sample = source.sample(i, &mut rng)?;
+        let batch = Batch::collate(vec![sample])?;
+        let (x, _) = batch_tensors(&batch, device);
+        let pred = argmax_labels(model.forward(x));
+        cm.add(&batch.mask, &pred)
+            .expect("prediction and mask have the HR size");
+    }
+    Ok(cm)
+}
+
+use rand_chacha::rand_core::SeedableRng;
+
+/// Trains `config` into `run_dir` on `device` (a device without autodiff; autodiff is added
+/// here). With `resume`, continues from `run_dir/checkpoints/last.ckpt`.
+pub fn train(
+    config: &ExperimentConfig,
+    splits: &Splits,
+    run_dir: &Path,
+    device: &Device,
+    resume: bool,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainOutcome, TrainError> {
+    let run = RunFolder::new(run_dir);
+    let ad_device = device.clone().autodiff();
+    let mut history: Vec<EpochRecord>;
+    let mut state: TrainState;
+    let mut model: Segmenter;
+    let mut optim = optimizer(config);
+    if resume {
+        let path = run.last_checkpoint();
+        let ckpt = Checkpoint::load(&path)?;
+        ad_device.seed(config.train.seed);
+        model = ckpt.apply_model(config.model.init(&ad_device), &path)?;
+        optim = ckpt.apply_optimizer(optim, &path)?;
+        state = ckpt.state;
+        history = run.read_metrics()?;
+        history.retain(|r| r.epoch <= state.epoch);
+    } else {
+        run.create(config)?;
+        ad_device.seed(config.train.seed);
+        model = config.model.init(&ad_device);
+        state = TrainState::default();
+        history = Vec::new();
+    }
+
+    let train_source = Arc::new(ItemSource::new(
+        splits.train.clone(),
+        config,
+        config.data.augment,
+    ));
+    let val_source = ItemSource::new(splits.val.clone(), config, false);
+    let batch = config.train.batch_size;
+    let steps_per_epoch = train_source.len() / batch; // drop_last, as the reference
+    if steps_per_epoch == 0 {
+        return Err(TrainError::TooFewImages {
+            images: train_source.len(),
+            batch,
+        });
+    }
+    let schedule = PolyLr::ending_at_zero(
+        config.train.lr,
+        steps_per_epoch * config.train.epochs,
+        config.train.poly_power,
+    );
+    let ce = CrossEntropy {
+        weights: config.train.class_weights.clone(),
+    };
+    let loader_config = LoaderConfig {
+        batch_size: batch,
+        seed: config.train.seed,
+        shuffle: true,
+        drop_last: true,
+        workers: config.data.workers,
+        prefetch: config.data.prefetch,
+    };
+
+    for epoch in state.epoch + 1..=config.train.epochs {
+        let started = Instant::now();
+        observer.epoch_start(epoch, config.train.epochs, steps_per_epoch);
+        let loader = EpochLoader::new(train_source.clone(), loader_config, epoch as u64)?;
+        let mut loss_sum = 0.0;
+        let mut lr = schedule.lr_at(state.iteration);
+        for batch in loader {
+            let batch = batch?;
+            let (x, y) = batch_tensors(&batch, &ad_device);
+            let logits = model.forward(x);
+            let loss = ce.forward(logits, y);
+            let value = loss.clone().into_scalar::<f32>() as f64;
+            if !value.is_finite() {
+                return Err(TrainError::NonFinite {
+                    epoch,
+                    iteration: state.iteration,
+                    term: "cross-entropy".into(),
+                    value,
+                    last_good: run.last_checkpoint(),
+                });
+            }
+            lr = schedule.lr_at(state.iteration);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            state.iteration += 1;
+            loss_sum += value;
+            observer.step(state.iteration, value, lr);
+        }
+        let valid_model = model.valid();
+        let cm = validate(&valid_model, &val_source, config.model.num_classes, device)?;
+        let [iou, dice, mcc, bm] = selection_scores(&cm);
+        state.epoch = epoch;
+        let improved = iou.is_finite() && state.best_score.is_none_or(|b| iou > b);
+        if improved {
+            state.best_score = Some(iou);
+            state.best_epoch = Some(epoch);
+            Checkpoint::save(&run.best_checkpoint(), &state, &valid_model, None)?;
+        }
+        Checkpoint::save(&run.last_checkpoint(), &state, &model, Some(&optim))?;
+        let record = EpochRecord {
+            epoch,
+            iteration: state.iteration,
+            lr,
+            train_loss: loss_sum / steps_per_epoch as f64,
+            val_iou: iou,
+            val_dice: dice,
+            val_mcc: mcc,
+            val_bm: bm,
+            seconds: started.elapsed().as_secs_f64(),
+            best: improved,
+        };
+        history.push(record.clone());
+        run.write_metrics(&history)?;
+        run.write_curves(&history)?;
+        observer.epoch_end(&record);
+    }
+    Ok(TrainOutcome {
+        run_dir: run_dir.to_path_buf(),
+        best: state.best_score.zip(state.best_epoch),
+        history,
+    })
+}
