@@ -44,19 +44,24 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(args.out.join(MARKER), "made by ds2f demo\n")?;
 
-    let data = args.out.join("data");
-    eprintln!("generating {} + 6 synthetic fundus images in {}", args.images, data.display());
+    let out = std::path::absolute(&args.out)?;
+    let data = out.join("data");
+    eprintln!(
+        "generating {} + 6 synthetic fundus images in {}",
+        args.images,
+        data.display()
+    );
     ds2f_data::synth::write_dataset(&data, args.images, 256, 256, 2024, "train_")?;
     ds2f_data::synth::write_dataset(&data, 6, 256, 256, 9_000_000, "test_")?;
 
     let mut overrides = vec![
         format!("data.root={:?}", data.display().to_string()),
-        format!("run.dir={:?}", args.out.display().to_string()),
+        format!("run.dir={:?}", out.display().to_string()),
         "run.name=\"run\"".to_string(),
     ];
     overrides.extend(args.overrides.iter().cloned());
     let config = ExperimentConfig::parse(DEMO_CONFIG, &overrides, "configs/demo.toml")?;
-    let config_path = args.out.join("demo.toml");
+    let config_path = out.join("demo.toml");
     std::fs::write(&config_path, config.to_toml())?;
 
     let outcome = crate::train::run(crate::train::Args {
@@ -86,11 +91,21 @@ pub fn run(args: Args) -> Result<()> {
         device: args.device,
         include: vec!["test_*".into()],
     })?;
-    println!("\ndemo finished in {:.0}s. Run folder: {}", started.elapsed().as_secs_f64(), run.display());
+    println!(
+        "\ndemo finished in {:.0}s. Run folder: {}",
+        started.elapsed().as_secs_f64(),
+        run.display()
+    );
     println!("  metrics per epoch: {}", run.join("metrics.csv").display());
     println!("  training curves:   {}", run.join("curves.png").display());
-    println!("  test metrics:      {}", run.join("evaluation/test/summary.json").display());
-    println!("  predictions and overlays (truth green, prediction red, both yellow): {}", predictions.display());
+    println!(
+        "  test metrics:      {}",
+        run.join("evaluation/test/summary.json").display()
+    );
+    println!(
+        "  predictions and overlays (truth green, prediction red, both yellow): {}",
+        predictions.display()
+    );
     println!("  checkpoints:       {}", run.join("checkpoints").display());
     Ok(())
 }

@@ -43,7 +43,10 @@ pub fn run(args: Args) -> Result<(EvalReport, PathBuf)> {
     let (items, name) = match &args.data {
         None => {
             let splits = ds2f::dataset::split(&config.data, config.train.seed)?;
-            (splits.test, args.name.clone().unwrap_or_else(|| "test".into()))
+            (
+                splits.test,
+                args.name.clone().unwrap_or_else(|| "test".into()),
+            )
         }
         Some(dir) => {
             let items = ds2f::dataset::discover_items(dir, "auto", None, true)?;
@@ -99,17 +102,17 @@ fn print_report(report: &EvalReport, n: usize, seconds: f64) {
 
 fn print_summary(title: &str, s: &Summary) {
     println!("\n{title}: foreground {}", foreground(s));
-    println!("{:<12} {:>9} {:>20}", "metric", "pooled", "per image mean ± std");
+    println!(
+        "{:<12} {:>9} {:>20}",
+        "metric", "pooled", "per image mean ± std"
+    );
     for metric in [Metric::Iou, Metric::Dice, Metric::Mcc, Metric::Bm] {
         let pooled = s.reported.get(metric);
         let per: Vec<_> = s.per_image[1..].iter().map(|st| st.get(metric)).collect();
         let (mean, std) = if per.len() == 1 {
             (per[0].mean, per[0].std)
         } else {
-            (
-                ds2f_metrics::nanmean(per.iter().map(|m| m.mean)),
-                f64::NAN,
-            )
+            (ds2f_metrics::nanmean(per.iter().map(|m| m.mean)), f64::NAN)
         };
         println!(
             "{:<12} {:>9.4} {:>11.4} ± {:<7.4}",

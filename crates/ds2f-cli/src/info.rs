@@ -21,7 +21,7 @@ pub struct Args {
     pub input: Option<String>,
 }
 
-fn parse_size(s: &str) -> Result<[usize; 2]> {
+pub fn parse_size(s: &str) -> Result<[usize; 2]> {
     let (h, w) = s
         .split_once(['x', 'X'])
         .with_context(|| format!("--input {s}: expected HxW, e.g. 584x876"))?;
@@ -50,9 +50,16 @@ pub fn run(args: Args) -> Result<()> {
         "model: {:?} on {:?}, base {}, {} classes, r = {r}",
         config.model.framework, config.model.backbone, config.model.base, config.model.num_classes
     );
-    println!("input (LR) {h}x{w} -> output (HR) {}x{} (HxW)", h * r, w * r);
+    println!(
+        "input (LR) {h}x{w} -> output (HR) {}x{} (HxW)",
+        h * r,
+        w * r
+    );
     println!("parameters (inference graph): {params}");
-    println!("GMACs (inference, ptflops rules): {:.3}", macs.total() as f64 / 1e9);
+    println!(
+        "GMACs (inference, ptflops rules): {:.3}",
+        macs.total() as f64 / 1e9
+    );
     println!(
         "  conv {:.3}, batch norm {:.3}, ReLU {:.3}, max-pool {:.3}, upsample {:.3}",
         macs.conv as f64 / 1e9,

@@ -1,5 +1,7 @@
 //! `ds2f`: train, evaluate and predict high-resolution segmentations from low-resolution
 //! images. One file per verb; each verb is a thin layer over the library.
+mod bench;
+mod check_data;
 mod demo;
 mod evaluate;
 mod info;
@@ -30,14 +32,29 @@ enum Command {
     Predict(predict::Args),
     /// Print parameters and GMACs of a config's inference graph.
     Info(info::Args),
+    /// Check every image, mask and FOV of a data folder and list all problems.
+    CheckData(check_data::Args),
+    /// Time a training step or an inference (compare with bench/pytorch_step.py).
+    Bench(bench::Args),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    let result = match Cli::parse().command {
         Command::Demo(a) => demo::run(a),
         Command::Train(a) => train::run(a).map(|_| ()),
         Command::Evaluate(a) => evaluate::run(a).map(|_| ()),
         Command::Predict(a) => predict::run(a),
         Command::Info(a) => info::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::CheckData(a) => check_data::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes on one line, without a backtrace: errors name the file or
+            // key, which is what a user needs.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -56,7 +56,10 @@ pub fn inputs(input: &Path) -> Result<Vec<(String, PathBuf, Option<PathBuf>)>> {
         Err(_) => ds2f_data::layout::images_in(input)
             .with_context(|| format!("{}: no images found", input.display()))?,
     };
-    Ok(items.into_iter().map(|i| (i.name, i.image, i.mask)).collect())
+    Ok(items
+        .into_iter()
+        .map(|i| (i.name, i.image, i.mask))
+        .collect())
 }
 
 /// Runs `predict`.
@@ -87,13 +90,19 @@ pub fn run(args: Args) -> Result<()> {
         let out = args.output.join(format!("{name}.png"));
         // Binary masks as 0/255 so they are visible; class indices otherwise.
         let pixels: Vec<u8> = if binary {
-            labels.iter().map(|&l| if l > 0 { 255 } else { 0 }).collect()
+            labels
+                .iter()
+                .map(|&l| if l > 0 { 255 } else { 0 })
+                .collect()
         } else {
             labels.clone()
         };
         save_png_atomic(&out, &GrayImage::from_raw(w, h, pixels).expect("size"))?;
         if args.probabilities {
-            let p: Vec<u16> = fg[0].iter().map(|&v| (v * 65535.0).round() as u16).collect();
+            let p: Vec<u16> = fg[0]
+                .iter()
+                .map(|&v| (v * 65535.0).round() as u16)
+                .collect();
             let img: ImageBuffer<Luma<u16>, Vec<u16>> =
                 ImageBuffer::from_raw(w, h, p).expect("size");
             save_png_atomic(args.output.join(format!("{name}_prob.png")), &img)?;
@@ -106,7 +115,11 @@ pub fn run(args: Args) -> Result<()> {
                 )?),
                 None => None,
             };
-            let o = overlay(&image, &labels, truth.as_ref().map(|t| t.as_raw().as_slice()));
+            let o = overlay(
+                &image,
+                &labels,
+                truth.as_ref().map(|t| t.as_raw().as_slice()),
+            );
             save_png_atomic(args.output.join(format!("{name}_overlay.png")), &o)?;
         }
         eprintln!(

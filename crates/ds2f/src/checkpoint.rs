@@ -50,14 +50,19 @@ impl Checkpoint {
             path: path.to_path_buf(),
             message: e.to_string(),
         };
-        let model_bytes = model.clone().into_record().into_bytes().map_err(record_err)?;
+        let model_bytes = model
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(record_err)?;
         let optim_bytes = match optimizer {
             Some(o) => o.into_bytes().map_err(record_err)?.to_vec(),
             None => Vec::new(),
         };
         let json = serde_json::to_vec(state).expect("state serialises");
-        let mut out =
-            Vec::with_capacity(MAGIC.len() + 24 + json.len() + model_bytes.len() + optim_bytes.len());
+        let mut out = Vec::with_capacity(
+            MAGIC.len() + 24 + json.len() + model_bytes.len() + optim_bytes.len(),
+        );
         out.extend_from_slice(MAGIC);
         for section in [&json[..], &model_bytes[..], &optim_bytes[..]] {
             out.extend_from_slice(&(section.len() as u64).to_le_bytes());
@@ -110,11 +115,12 @@ impl Checkpoint {
 
     /// Loads the model weights of this checkpoint into `model`.
     pub fn apply_model<M: Module>(&self, model: M, path: &Path) -> Result<M, CheckpointError> {
-        let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.model.clone()))
-            .map_err(|e| CheckpointError::Record {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+        let record =
+            burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.model.clone()))
+                .map_err(|e| CheckpointError::Record {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
         model
             .try_load_record(record)
             .map_err(|e| CheckpointError::Record {

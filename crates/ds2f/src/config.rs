@@ -185,7 +185,10 @@ impl ExperimentConfig {
             return bad("model.base", "must be at least 1");
         }
         if self.model.num_classes < 2 {
-            return bad("model.num_classes", "must be at least 2 (background + one class)");
+            return bad(
+                "model.num_classes",
+                "must be at least 2 (background + one class)",
+            );
         }
         if self.model.in_channels != 3 {
             return bad("model.in_channels", "only RGB input (3) is supported");
@@ -234,12 +237,15 @@ impl ExperimentConfig {
     }
 }
 
+/// `p` relative to `base`, made absolute so that the config saved in a run folder still points
+/// at the same data from anywhere.
 fn resolve(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         base.join(p)
-    }
+    };
+    std::path::absolute(&joined).unwrap_or(joined)
 }
 
 /// Applies one `a.b.c=value` override to the TOML table.
@@ -285,11 +291,7 @@ fn suggest(key: &str) -> Option<String> {
     }
     let mut names: Vec<String> = node.as_table()?.keys().cloned().collect();
     // Optional keys that serialise to nothing when unset.
-    names.extend(
-        ["test_root", "class_weights"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
+    names.extend(["test_root", "class_weights"].iter().map(|s| s.to_string()));
     names
         .into_iter()
         .map(|n| (strsim::damerau_levenshtein(leaf, &n), n))
@@ -315,7 +317,10 @@ mod tests {
     #[test]
     fn unknown_keys_name_the_nearest_valid_key() {
         let cases = [
-            ("[train]\nepoch = 3\n", "unknown key `train.epoch` (did you mean `train.epochs`?)"),
+            (
+                "[train]\nepoch = 3\n",
+                "unknown key `train.epoch` (did you mean `train.epochs`?)",
+            ),
             ("[model]\nupscal = 2\n", "did you mean `model.upscale`?"),
             ("[data]\nlr_szie = [4, 4]\n", "did you mean `data.lr_size`?"),
             ("[trian]\nepochs = 3\n", "did you mean `train`?"),
@@ -326,7 +331,10 @@ mod tests {
             assert!(message.starts_with("test.toml"), "{message}");
         }
         let message = err("", &["train.batchsize=4"]);
-        assert!(message.contains("did you mean `train.batch_size`?"), "{message}");
+        assert!(
+            message.contains("did you mean `train.batch_size`?"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -338,7 +346,10 @@ mod tests {
             ("data.lr_size=[0, 8]", "data.lr_size"),
         ] {
             let message = err("", &[set]);
-            assert!(message.starts_with(&format!("config key `{key}`")), "{message}");
+            assert!(
+                message.starts_with(&format!("config key `{key}`")),
+                "{message}"
+            );
         }
     }
 

@@ -4,13 +4,13 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use burn::prelude::*;
+use ds2f_data::DataError;
 use ds2f_data::augment::Augment;
+use ds2f_data::error::Result;
 use ds2f_data::io::{LoadLimits, MaskKind, load_fov, load_mask, load_rgb_with};
 use ds2f_data::layout::{DiscoverOptions, Item, Layout, discover};
 use ds2f_data::loader::{Batch, SampleSource};
 use ds2f_data::pair::{Sample, make_sample};
-use ds2f_data::DataError;
-use ds2f_data::error::Result;
 use image::{GrayImage, RgbImage};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;

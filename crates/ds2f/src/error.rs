@@ -121,6 +121,9 @@ pub enum TrainError {
     /// Bad data.
     #[error(transparent)]
     Data(#[from] ds2f_data::DataError),
+    /// Problems found by the up-front data check, all of them.
+    #[error("{} data problem(s):\n  {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  "))]
+    DataCheck(Vec<ds2f_data::DataError>),
     /// A checkpoint could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
@@ -133,13 +136,17 @@ pub enum TrainError {
         message: String,
     },
     /// The run folder already holds a run.
-    #[error("{path} already holds a run; continue it with --resume {path} or choose another run.name")]
+    #[error(
+        "{path} already holds a run; continue it with --resume {path} or choose another run.name"
+    )]
     RunExists {
         /// The run folder.
         path: PathBuf,
     },
     /// A loss became NaN or infinite.
-    #[error("epoch {epoch}, step {iteration}: the {term} loss is {value}; stopped. The last good checkpoint is {last_good}")]
+    #[error(
+        "epoch {epoch}, step {iteration}: the {term} loss is {value}; stopped. The last good checkpoint is {last_good}"
+    )]
     NonFinite {
         /// Epoch.
         epoch: usize,

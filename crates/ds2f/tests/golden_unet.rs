@@ -8,10 +8,15 @@ use ds2f::loss::CrossEntropy;
 use ds2f::model::{ModelConfig, Segmenter};
 use safetensors::SafeTensors;
 
-const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/unet_b4.safetensors");
+const GOLDEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/golden/unet_b4.safetensors"
+);
 
 fn tensor(file: &SafeTensors, name: &str) -> (Vec<f32>, Vec<usize>) {
-    let view = file.tensor(name).unwrap_or_else(|_| panic!("{name} in golden file"));
+    let view = file
+        .tensor(name)
+        .unwrap_or_else(|_| panic!("{name} in golden file"));
     let data = view
         .data()
         .chunks_exact(4)
@@ -44,7 +49,10 @@ fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
 
 fn input(file: &SafeTensors, device: &Device) -> Tensor<4> {
     let (x, shape) = tensor(file, "input");
-    Tensor::<4>::from_data(TensorData::new(x, [shape[0], shape[1], shape[2], shape[3]]), device)
+    Tensor::<4>::from_data(
+        TensorData::new(x, [shape[0], shape[1], shape[2], shape[3]]),
+        device,
+    )
 }
 
 #[test]
@@ -85,13 +93,24 @@ fn train_forward_loss_and_gradients_match_pytorch() {
         assert_close(&g, &want, 1e-5, name);
     };
     let head = &model.seg_head.conv;
-    check(head.bias.as_ref().unwrap().val().grad(&grads), "grad_seg_head_bias");
+    check(
+        head.bias.as_ref().unwrap().val().grad(&grads),
+        "grad_seg_head_bias",
+    );
     check(
         head.weight.val().grad(&grads).map(|g| g.flatten(0, 3)),
         "grad_seg_head_weight",
     );
     check(
-        model.encoder.down1.conv.conv1.weight.val().grad(&grads).map(|g| g.flatten(0, 3)),
+        model
+            .encoder
+            .down1
+            .conv
+            .conv1
+            .weight
+            .val()
+            .grad(&grads)
+            .map(|g| g.flatten(0, 3)),
         "grad_encoder_down1_conv_conv1_weight",
     );
 }

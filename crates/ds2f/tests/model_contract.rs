@@ -7,7 +7,10 @@ fn unet_base64_two_classes_has_reference_parameter_count() {
     let device = Device::default();
     let model = ModelConfig::default().init(&device);
     // SPEC §1.1: inference path (encoder + seg decoder + out_conv) = 28,949,698.
-    assert_eq!(ds2f::model::complexity::trainable_params(&model, ""), 28_949_698);
+    assert_eq!(
+        ds2f::model::complexity::trainable_params(&model, ""),
+        28_949_698
+    );
 }
 
 #[test]

@@ -80,12 +80,18 @@ pub fn render(points: &[CurvePoint], width: u32, height: u32) -> Result<Vec<u8>,
             .draw()
             .map_err(|e| e.to_string())?;
         for (name, colour, get) in [
-            ("IoU", RED, (|p: &CurvePoint| p.val_iou) as fn(&CurvePoint) -> f64),
+            (
+                "IoU",
+                RED,
+                (|p: &CurvePoint| p.val_iou) as fn(&CurvePoint) -> f64,
+            ),
             ("Dice", GREEN, |p: &CurvePoint| p.val_dice),
         ] {
             chart
                 .draw_series(LineSeries::new(
-                    points.iter().filter_map(|p| finite(get(p)).map(|v| (p.epoch, v))),
+                    points
+                        .iter()
+                        .filter_map(|p| finite(get(p)).map(|v| (p.epoch, v))),
                     &colour,
                 ))
                 .map_err(|e| e.to_string())?

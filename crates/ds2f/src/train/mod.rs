@@ -131,6 +131,18 @@ pub fn train(
     resume: bool,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome, TrainError> {
+    // Check every image, mask and FOV up front, so bad data fails before any work, with all
+    // problems listed at once.
+    let all: Vec<_> = [&splits.train, &splits.val, &splits.test]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let problems =
+        ds2f_data::layout::check_items(&all, crate::dataset::mask_kind(config.model.num_classes));
+    if !problems.is_empty() {
+        return Err(TrainError::DataCheck(problems));
+    }
     let run = RunFolder::new(run_dir);
     let ad_device = device.clone().autodiff();
     let mut history: Vec<EpochRecord>;

@@ -1,0 +1,117 @@
+//! `ds2f bench`: times one training step (forward, cross-entropy on the HR logits, backward,
+//! SGD step) or one inference of the U-Net+Inter on random data, and prints one JSON line in
+//! the format of `bench/pytorch_step.py`, so that `bench/compare.sh` can report the ratio.
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use ds2f::config::ExperimentConfig;
+use ds2f::loss::CrossEntropy;
+use ds2f::model::ModelConfig;
+
+/// Arguments of `bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// `train` (one optimiser step, batch --batch) or `infer` (one forward, batch 1).
+    #[arg(long, default_value = "train")]
+    pub mode: String,
+    /// Base width of the U-Net.
+    #[arg(long, default_value_t = 64)]
+    pub base: usize,
+    /// Batch size (train mode).
+    #[arg(long, default_value_t = 2)]
+    pub batch: usize,
+    /// LR input size, HxW.
+    #[arg(long, default_value = "256x256")]
+    pub lr_size: String,
+    /// Up-scale rate r.
+    #[arg(long, default_value_t = 2)]
+    pub r: usize,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Device: cpu (default), wgpu[:N], cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// Peak resident memory of this process in MB (Linux `VmHWM`), if known.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Runs `bench`.
+pub fn run(args: Args) -> Result<()> {
+    let device = ds2f::device::select(&args.device)?;
+    let [h, w] = crate::info::parse_size(&args.lr_size)?;
+    let model_config = ModelConfig {
+        base: args.base,
+        upscale: args.r,
+        ..ModelConfig::default()
+    };
+    let train = match args.mode.as_str() {
+        "train" => true,
+        "infer" => false,
+        other => anyhow::bail!("--mode {other}: expected train or infer"),
+    };
+    let mut times = Vec::with_capacity(args.steps);
+    if train {
+        let device = device.autodiff();
+        let mut model = model_config.init(&device);
+        let mut config = ExperimentConfig::default();
+        config.model = model_config.clone();
+        let mut optim = ds2f::train::optimizer(&config);
+        let ce = CrossEntropy::default();
+        let n = args.batch;
+        for i in 0..args.warmup + args.steps {
+            let x = Tensor::<4>::random([n, 3, h, w], Distribution::Uniform(-1.0, 1.0), &device);
+            let y = Tensor::<3, Int>::random(
+                [n, h * args.r, w * args.r],
+                Distribution::Uniform(0.0, 2.0),
+                &device,
+            );
+            let started = Instant::now();
+            let loss = ce.forward(model.forward(x), y);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(0.01, model, grads);
+            // Wait for the step to finish (asynchronous backends).
+            let _ = model.seg_head.conv.weight.val().into_data();
+            if i >= args.warmup {
+                times.push(started.elapsed().as_secs_f64());
+            }
+        }
+    } else {
+        let model = model_config.init(&device);
+        for i in 0..args.warmup + args.steps {
+            let x = Tensor::<4>::random([1, 3, h, w], Distribution::Uniform(-1.0, 1.0), &device);
+            let started = Instant::now();
+            let _ = model.forward(x).into_data();
+            if i >= args.warmup {
+                times.push(started.elapsed().as_secs_f64());
+            }
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    println!(
+        "{{\"framework\": \"ds2f-burn\", \"device\": \"{}\", \"mode\": \"{}\", \"model\": \"unet_inter\", \"base\": {}, \"batch\": {}, \"lr_size\": [{h}, {w}], \"r\": {}, \"threads\": {}, \"median_s\": {median:.4}, \"min_s\": {:.4}, \"steps\": {}, \"peak_rss_mb\": {:.1}}}",
+        args.device,
+        args.mode,
+        args.base,
+        if train { args.batch } else { 1 },
+        args.r,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        times[0],
+        args.steps,
+        peak_rss_mb().unwrap_or(f64::NAN)
+    );
+    Ok(())
+}

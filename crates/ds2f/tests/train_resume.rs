@@ -1,0 +1,86 @@
+//! A training interrupted after an epoch and resumed from its last checkpoint ends with exactly
+//! the weights and metrics of the uninterrupted run (same seed, CPU).
+use std::path::Path;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use ds2f::checkpoint::Checkpoint;
+use ds2f::config::ExperimentConfig;
+use ds2f::train::{EpochRecord, RunFolder, Silent, TrainObserver, train};
+
+struct Weights(Vec<f32>);
+impl ModuleVisitor for Weights {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.extend(param.val().into_data().iter::<f32>());
+    }
+}
+
+fn weights(run: &Path, config: &ExperimentConfig) -> Vec<f32> {
+    let path = RunFolder::new(run).last_checkpoint();
+    let model = Checkpoint::load(&path)
+        .unwrap()
+        .apply_model(config.model.init(&Device::flex()), &path)
+        .unwrap();
+    let mut w = Weights(Vec::new());
+    model.visit(&mut w);
+    w.0
+}
+
+/// Stops the process's training (by panicking) when an epoch ends, like a kill after the
+/// checkpoint of that epoch was written.
+struct CrashAfter(usize);
+impl TrainObserver for CrashAfter {
+    fn epoch_end(&mut self, record: &EpochRecord) {
+        if record.epoch == self.0 {
+            panic!("simulated crash after epoch {}", self.0);
+        }
+    }
+}
+
+#[test]
+fn resumed_run_reproduces_the_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ds2f_data::synth::write_dataset(&data, 7, 48, 40, 3, "").unwrap();
+    let text = format!(
+        "[data]\nroot = {:?}\nval_count = 2\nlr_size = [24, 20]\nworkers = 2\n\
+         [model]\nbase = 4\n[train]\nepochs = 3\nseed = 11\n",
+        data.display().to_string()
+    );
+    let config = ExperimentConfig::parse(&text, &[], "test").unwrap();
+    let splits = ds2f::dataset::split(&config.data, config.train.seed).unwrap();
+    let device = Device::flex();
+
+    let straight = tmp.path().join("straight");
+    let a = train(&config, &splits, &straight, &device, false, &mut Silent).unwrap();
+
+    let interrupted = tmp.path().join("interrupted");
+    let crash = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train(
+            &config,
+            &splits,
+            &interrupted,
+            &device,
+            false,
+            &mut CrashAfter(2),
+        )
+    }));
+    assert!(crash.is_err(), "the simulated crash happened");
+    let b = train(&config, &splits, &interrupted, &device, true, &mut Silent).unwrap();
+
+    assert_eq!(b.history.len(), 3);
+    let strip = |h: &[EpochRecord]| -> Vec<(usize, usize, String, String)> {
+        h.iter()
+            .map(|r| {
+                (
+                    r.epoch,
+                    r.iteration,
+                    format!("{:.6}", r.train_loss),
+                    format!("{:.6}", r.val_iou),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(strip(&a.history), strip(&b.history));
+    assert_eq!(weights(&straight, &config), weights(&interrupted, &config));
+}
