@@ -3,7 +3,9 @@
 //! * HR image = cv2 cubic resize of the (augmented) original to `(r·h, r·w)`, copied as is when
 //!   the original already has that size;
 //! * LR image = cv2 cubic resize of the **original** (not of the HR image) to `(h, w)`;
-//! * mask and FOV → HR size by nearest neighbour;
+//! * mask and FOV → HR size by half-pixel-centred nearest neighbour (the reference uses
+//!   OpenCV's rule, which shifts targets by a pixel when sizes differ by a few pixels;
+//!   see [`crate::resize::nearest_index_centered`]);
 //! * images normalised as albumentations `Normalize(mean=0.5, std=0.5, max_pixel_value=255)`,
 //!   i.e. `(x − 127.5)·(1/127.5)` in `f32` (= `(x/255 − 0.5)/0.5`), in CHW layout.
 //!
@@ -11,7 +13,7 @@
 use image::{GrayImage, RgbImage};
 
 use crate::error::{DataError, Result};
-use crate::resize::{resize_cubic_rgb, resize_nearest_gray};
+use crate::resize::{resize_cubic_rgb, resize_nearest_centered_gray};
 
 /// One training sample: normalised LR input and HR target, HR mask, optional HR FOV.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,8 +125,8 @@ pub fn make_sample(
         resize_cubic_rgb(image, hr_w, hr_h)
     };
     let lr_img = resize_cubic_rgb(image, lr_w, lr_h);
-    let mask_hr = resize_nearest_gray(mask, hr_w, hr_h).into_raw();
-    let fov_hr = fov.map(|f| resize_nearest_gray(f, hr_w, hr_h).into_raw());
+    let mask_hr = resize_nearest_centered_gray(mask, hr_w, hr_h).into_raw();
+    let fov_hr = fov.map(|f| resize_nearest_centered_gray(f, hr_w, hr_h).into_raw());
     Ok(Sample {
         lr: normalize_chw(&lr_img),
         hr: normalize_chw(&hr_img),
@@ -152,7 +154,7 @@ pub fn lr_input(image: &RgbImage, lr_size: (u32, u32)) -> Result<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resize::{resize_cubic_u8, resize_nearest_u8};
+    use crate::resize::{resize_cubic_u8, resize_nearest_centered_u8};
 
     fn image(w: u32, h: u32) -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| {
@@ -200,10 +202,13 @@ mod tests {
         assert_eq!(s.lr[54 + 10], normalize_u8(lr_direct[10 * 3 + 1]));
         let hr_direct = resize_cubic_u8(img.as_raw(), 17, 13, 3, 18, 12);
         assert_eq!(s.hr[2 * 216 + 100], normalize_u8(hr_direct[100 * 3 + 2]));
-        assert_eq!(s.mask, resize_nearest_u8(m.as_raw(), 17, 13, 1, 18, 12));
+        assert_eq!(
+            s.mask,
+            resize_nearest_centered_u8(m.as_raw(), 17, 13, 1, 18, 12)
+        );
         assert_eq!(
             s.fov.unwrap(),
-            resize_nearest_u8(fov.as_raw(), 17, 13, 1, 18, 12)
+            resize_nearest_centered_u8(fov.as_raw(), 17, 13, 1, 18, 12)
         );
         assert!(s.mask.iter().all(|&v| v <= 2));
     }

@@ -192,9 +192,21 @@ pub fn nearest_index(d: usize, src_len: usize, dst_len: usize) -> usize {
     ((d as f64 * scale).floor() as usize).min(src_len.saturating_sub(1))
 }
 
+/// The half-pixel-centred nearest-neighbour source index of output position `d` (PyTorch's
+/// `nearest-exact`): `min(floor((d + 0.5) · src/dst), src − 1)`.
+///
+/// ds2f uses this rule for masks, in training (original → HR) and in evaluation (HR →
+/// original), because it is consistent with the half-pixel geometry of the cubic image resize
+/// and its round trip between sizes that differ by a few pixels is the identity. OpenCV's rule
+/// ([`nearest_index`]) is not: for DRIVE's width 565 and an HR width of 566 it maps HR pixel
+/// `x` to original pixel `x − 1`, so the targets are shifted by one pixel against the image.
+pub fn nearest_index_centered(d: usize, src_len: usize, dst_len: usize) -> usize {
+    let s = ((d as f64 + 0.5) * src_len as f64 / dst_len as f64).floor() as usize;
+    s.min(src_len.saturating_sub(1))
+}
+
 /// Resize an interleaved 8-bit image with OpenCV's `INTER_NEAREST` (source index
-/// `floor(dst·in/out)`), the rule used for masks. Values are copied, never mixed, so class indices
-/// survive.
+/// `floor(dst·in/out)`). Values are copied, never mixed, so class indices survive.
 ///
 /// # Panics
 /// As [`resize_cubic_u8`].
@@ -206,20 +218,46 @@ pub fn resize_nearest_u8(
     dst_w: usize,
     dst_h: usize,
 ) -> Vec<u8> {
+    resize_nearest_with(src, w, h, channels, dst_w, dst_h, nearest_index)
+}
+
+/// Resize an interleaved 8-bit image by half-pixel-centred nearest neighbour
+/// ([`nearest_index_centered`]), the rule ds2f uses for masks and FOVs.
+///
+/// # Panics
+/// As [`resize_cubic_u8`].
+pub fn resize_nearest_centered_u8(
+    src: &[u8],
+    w: usize,
+    h: usize,
+    channels: usize,
+    dst_w: usize,
+    dst_h: usize,
+) -> Vec<u8> {
+    resize_nearest_with(src, w, h, channels, dst_w, dst_h, nearest_index_centered)
+}
+
+fn resize_nearest_with(
+    src: &[u8],
+    w: usize,
+    h: usize,
+    channels: usize,
+    dst_w: usize,
+    dst_h: usize,
+    index: fn(usize, usize, usize) -> usize,
+) -> Vec<u8> {
     check_args(src, w, h, channels, dst_w, dst_h);
     if dst_w == 0 || dst_h == 0 {
         return Vec::new();
     }
     let cn = channels;
-    let xs: Vec<usize> = (0..dst_w)
-        .map(|d| nearest_index(d, w, dst_w) * cn)
-        .collect();
+    let xs: Vec<usize> = (0..dst_w).map(|d| index(d, w, dst_w) * cn).collect();
     let row_len = dst_w * cn;
     let mut dst = vec![0u8; dst_h * row_len];
     dst.par_chunks_mut(row_len)
         .enumerate()
         .for_each(|(dy, out)| {
-            let sy = nearest_index(dy, h, dst_h);
+            let sy = index(dy, h, dst_h);
             let srow = &src[sy * w * cn..(sy + 1) * w * cn];
             for (o, &sx) in out.chunks_exact_mut(cn).zip(&xs) {
                 o.copy_from_slice(&srow[sx..sx + cn]);
@@ -289,6 +327,20 @@ pub fn resize_nearest_rgb(img: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
 pub fn resize_nearest_gray(img: &GrayImage, dst_w: u32, dst_h: u32) -> GrayImage {
     let (w, h) = img.dimensions();
     let buf = resize_nearest_u8(
+        img.as_raw(),
+        w as usize,
+        h as usize,
+        1,
+        dst_w as usize,
+        dst_h as usize,
+    );
+    GrayImage::from_raw(dst_w, dst_h, buf).expect("resize output has the right length")
+}
+
+/// [`resize_nearest_centered_u8`] on a grey image; `dst_w`, `dst_h` as (width, height).
+pub fn resize_nearest_centered_gray(img: &GrayImage, dst_w: u32, dst_h: u32) -> GrayImage {
+    let (w, h) = img.dimensions();
+    let buf = resize_nearest_centered_u8(
         img.as_raw(),
         w as usize,
         h as usize,
@@ -438,6 +490,42 @@ mod tests {
             let out = resize_cubic_u8(&flat_img, 17, 13, 3, w, h);
             assert!(out.iter().all(|&v| v == 200), "{w}x{h}");
         }
+    }
+
+    #[test]
+    fn centered_nearest_round_trips_between_close_sizes() {
+        // Training maps the original to HR, evaluation maps HR back: the composition must be the
+        // identity (DRIVE: 565 wide, HR 566; 584 high, HR 584), which OpenCV's rule is not.
+        for (orig, hr) in [(565, 566), (584, 584), (17, 18), (13, 26)] {
+            for u in 0..orig {
+                let x = nearest_index_centered(u, hr, orig);
+                assert_eq!(
+                    nearest_index_centered(x, orig, hr),
+                    u,
+                    "{orig}->{hr}, u = {u}"
+                );
+            }
+        }
+        assert_eq!(
+            nearest_index(300, 565, 566),
+            299,
+            "OpenCV's rule shifts by one"
+        );
+        assert_eq!(nearest_index_centered(300, 565, 566), 299);
+        assert_eq!(nearest_index_centered(100, 565, 566), 100);
+        // Exact factors: 2:1 down takes the second of each pair, 1:2 up duplicates.
+        assert_eq!(
+            (0..4)
+                .map(|d| nearest_index_centered(d, 8, 4))
+                .collect::<Vec<_>>(),
+            [1, 3, 5, 7]
+        );
+        assert_eq!(
+            (0..6)
+                .map(|d| nearest_index_centered(d, 3, 6))
+                .collect::<Vec<_>>(),
+            [0, 0, 1, 1, 2, 2]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use ds2f_data::resize::nearest_index;
+use ds2f_data::resize::nearest_index_centered;
 use image::RgbImage;
 
 use crate::checkpoint::Checkpoint;
@@ -35,16 +35,17 @@ pub struct HrProbabilities {
 
 impl HrProbabilities {
     /// Labels (argmax) and per-class probabilities of classes `1..C` at `width × height`, by
-    /// nearest up-sampling (source index `floor(dst · in / out)`, as PyTorch and OpenCV).
+    /// half-pixel-centred nearest neighbour, the inverse of the rule that made the training
+    /// targets (the reference's `floor(dst · in / out)` shifts DRIVE's masks by one pixel).
     pub fn at_size(&self, width: usize, height: usize) -> (Vec<u8>, Vec<Vec<f32>>) {
         let plane = self.height * self.width;
         let xs: Vec<usize> = (0..width)
-            .map(|x| nearest_index(x, self.width, width))
+            .map(|x| nearest_index_centered(x, self.width, width))
             .collect();
         let mut labels = vec![0u8; width * height];
         let mut probs = vec![vec![0f32; width * height]; self.classes - 1];
         for y in 0..height {
-            let sy = nearest_index(y, self.height, height);
+            let sy = nearest_index_centered(y, self.height, height);
             for (x, &sx) in xs.iter().enumerate() {
                 let src = sy * self.width + sx;
                 let dst = y * width + x;
