@@ -66,8 +66,10 @@ pub fn run(args: Args) -> Result<()> {
     if train {
         let device = device.autodiff();
         let mut model = model_config.init(&device);
-        let mut config = ExperimentConfig::default();
-        config.model = model_config.clone();
+        let config = ExperimentConfig {
+            model: model_config.clone(),
+            ..ExperimentConfig::default()
+        };
         let mut optim = ds2f::train::optimizer(&config);
         let ce = CrossEntropy::default();
         let n = args.batch;

@@ -57,8 +57,13 @@ pub fn run(args: Args) -> Result<()> {
     );
     println!("parameters (inference graph): {params}");
     println!(
-        "GMACs (inference, ptflops rules): {:.3}",
+        "GMACs (inference, as ptflops counts this model): {:.3}",
         macs.total() as f64 / 1e9
+    );
+    println!(
+        "GMACs as the paper's \"GFLOPs\" column counts them (ptflops on the authors' code, \
+         whose shared ReLU is counted 35 times): {:.3}",
+        macs.paper_total() as f64 / 1e9
     );
     println!(
         "  conv {:.3}, batch norm {:.3}, ReLU {:.3}, max-pool {:.3}, upsample {:.3}",

@@ -116,7 +116,7 @@ pub fn split(data: &DataConfig, seed: u64) -> Result<Splits> {
         });
     }
     let mut order: Vec<usize> = (0..pool.len()).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F_5A11D));
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x05EE_D0F5_A11D));
     let mut held: Vec<usize> = order[..data.val_count].to_vec();
     held.sort_unstable();
     let mut val = Vec::with_capacity(held.len());

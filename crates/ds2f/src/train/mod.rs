@@ -53,7 +53,7 @@ pub struct TrainOutcome {
 /// decay on every parameter (PyTorch's `SGD(..., nesterov=True, weight_decay=1e-4)`).
 pub fn optimizer(config: &ExperimentConfig) -> ModuleOptimizer {
     let t = &config.train;
-    let momentum = (t.momentum > 0.0).then(|| MomentumConfig {
+    let momentum = (t.momentum > 0.0).then_some(MomentumConfig {
         momentum: t.momentum,
         dampening: 0.0,
         nesterov: t.nesterov,
