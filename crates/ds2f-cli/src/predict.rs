@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use ds2f::infer::Predictor;
-use ds2f::report::overlay::overlay;
+use ds2f::report::overlay::{mask_image, overlay};
 use ds2f_data::io::{load_rgb, save_png_atomic};
-use image::{GrayImage, ImageBuffer, Luma};
+use image::{ImageBuffer, Luma};
 
 /// Arguments of `predict`.
 #[derive(clap::Args)]
@@ -86,18 +86,8 @@ pub fn run(args: Args) -> Result<()> {
         let (w, h) = image.dimensions();
         let probs = predictor.probabilities(&image)?;
         let (labels, fg) = probs.at_size(w as usize, h as usize);
-        let binary = probs.classes == 2;
         let out = args.output.join(format!("{name}.png"));
-        // Binary masks as 0/255 so they are visible; class indices otherwise.
-        let pixels: Vec<u8> = if binary {
-            labels
-                .iter()
-                .map(|&l| if l > 0 { 255 } else { 0 })
-                .collect()
-        } else {
-            labels.clone()
-        };
-        save_png_atomic(&out, &GrayImage::from_raw(w, h, pixels).expect("size"))?;
+        save_png_atomic(&out, &mask_image(&labels, probs.classes, w, h))?;
         if args.probabilities {
             let p: Vec<u16> = fg[0]
                 .iter()

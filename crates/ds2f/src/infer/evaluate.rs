@@ -6,13 +6,12 @@ use std::path::PathBuf;
 use ds2f_data::io::save_png_atomic;
 use ds2f_data::layout::Item;
 use ds2f_metrics::{Evaluation, MetricsError, Summary};
-use image::GrayImage;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{load_item, mask_kind};
 use crate::error::InferError;
 use crate::infer::Predictor;
-use crate::report::overlay::overlay;
+use crate::report::overlay::{mask_image, overlay};
 
 /// What to write besides the metrics.
 #[derive(Debug, Clone, Default)]
@@ -81,12 +80,7 @@ pub fn evaluate(
                 .map_err(|e| metrics_err(item, e))?;
         }
         if let Some(dir) = &options.save_predictions {
-            let pixels: Vec<u8> = if num_classes == 2 {
-                labels.iter().map(|&l| l * 255).collect()
-            } else {
-                labels.clone()
-            };
-            let out = GrayImage::from_raw(w, h, pixels).expect("size");
+            let out = mask_image(&labels, num_classes, w, h);
             save_png_atomic(dir.join(format!("{}.png", item.name)), &out)?;
             let o = overlay(&image, &labels, Some(mask.as_raw()));
             save_png_atomic(dir.join(format!("{}_overlay.png", item.name)), &o)?;

@@ -46,18 +46,7 @@ pub fn render(points: &[CurvePoint], width: u32, height: u32) -> Result<Vec<u8>,
             .filter_map(|p| finite(p.train_loss))
             .fold(0.0f64, f64::max)
             .max(1e-6);
-        let mut chart = ChartBuilder::on(&left)
-            .caption("training loss", ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0usize..last, 0f64..max_loss * 1.05)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = panel(&left, "training loss", last, max_loss * 1.05)?;
         chart
             .draw_series(LineSeries::new(
                 points
@@ -67,18 +56,7 @@ pub fn render(points: &[CurvePoint], width: u32, height: u32) -> Result<Vec<u8>,
             ))
             .map_err(|e| e.to_string())?;
 
-        let mut chart = ChartBuilder::on(&right)
-            .caption("validation (HR)", ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0usize..last, 0f64..1f64)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = panel(&right, "validation (HR)", last, 1.0)?;
         for (name, colour, get) in [
             (
                 "IoU",
@@ -108,6 +86,34 @@ pub fn render(points: &[CurvePoint], width: u32, height: u32) -> Result<Vec<u8>,
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(buffer)
+}
+
+type Panel<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordusize, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// One captioned panel with epochs `0..last` on x and `0..y_max` on y, its mesh drawn.
+fn panel<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    last: usize,
+    y_max: f64,
+) -> Result<Panel<'a, 'b>, String> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0usize..last, 0f64..y_max)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
 }
 
 /// Renders the curves and writes them as a PNG atomically.

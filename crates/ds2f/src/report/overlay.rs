@@ -1,6 +1,6 @@
 //! Prediction overlays in the colours of the paper's Fig. 5: ground truth only green,
 //! prediction only red, both yellow; without ground truth the prediction is red.
-use image::{Rgb, RgbImage};
+use image::{GrayImage, Rgb, RgbImage};
 
 /// Colour of a pixel labelled vessel (or lesion) in the ground truth only (a miss).
 pub const GROUND_TRUTH_ONLY: Rgb<u8> = Rgb([0, 255, 0]);
@@ -8,6 +8,17 @@ pub const GROUND_TRUTH_ONLY: Rgb<u8> = Rgb([0, 255, 0]);
 pub const PREDICTION_ONLY: Rgb<u8> = Rgb([255, 0, 0]);
 /// Colour of a pixel in both (a hit).
 pub const BOTH: Rgb<u8> = Rgb([255, 255, 0]);
+
+/// A predicted label map as a PNG-ready grey image: binary masks (two classes) as 0/255 so
+/// that they are visible, class indices otherwise.
+pub fn mask_image(labels: &[u8], num_classes: usize, width: u32, height: u32) -> GrayImage {
+    let pixels = if num_classes == 2 {
+        labels.iter().map(|&l| if l > 0 { 255 } else { 0 }).collect()
+    } else {
+        labels.to_vec()
+    };
+    GrayImage::from_raw(width, height, pixels).expect("labels have width × height entries")
+}
 
 /// Paints `prediction` (and `truth`, if given; both 0 = background, non-zero = foreground,
 /// row-major at the image's size) over `image`. Background pixels keep the image, dimmed to
