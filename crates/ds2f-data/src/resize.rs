@@ -17,7 +17,7 @@
 //!
 //! Indices and weights are computed once per column and per row; the horizontal pass runs once per
 //! source row that is actually used, and both passes are parallel over rows with rayon.
-use image::{GrayImage, RgbImage};
+use image::{GrayImage, ImageBuffer, Pixel, RgbImage};
 use rayon::prelude::*;
 
 /// Number of fractional bits of OpenCV's resize weights (`INTER_RESIZE_COEF_BITS`).
@@ -282,73 +282,48 @@ fn check_args(src: &[u8], w: usize, h: usize, channels: usize, dst_w: usize, dst
 
 /// [`resize_cubic_u8`] on an RGB image; the new size is given as (width, height).
 pub fn resize_cubic_rgb(img: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
-    let (w, h) = img.dimensions();
-    let buf = resize_cubic_u8(
-        img.as_raw(),
-        w as usize,
-        h as usize,
-        3,
-        dst_w as usize,
-        dst_h as usize,
-    );
-    RgbImage::from_raw(dst_w, dst_h, buf).expect("resize output has the right length")
+    on_image(img, dst_w, dst_h, resize_cubic_u8)
 }
 
 /// [`resize_cubic_u8`] on a one-channel image; the new size is given as (width, height).
 pub fn resize_cubic_gray(img: &GrayImage, dst_w: u32, dst_h: u32) -> GrayImage {
-    let (w, h) = img.dimensions();
-    let buf = resize_cubic_u8(
-        img.as_raw(),
-        w as usize,
-        h as usize,
-        1,
-        dst_w as usize,
-        dst_h as usize,
-    );
-    GrayImage::from_raw(dst_w, dst_h, buf).expect("resize output has the right length")
+    on_image(img, dst_w, dst_h, resize_cubic_u8)
 }
 
 /// [`resize_nearest_u8`] on an RGB image; the new size is given as (width, height).
 pub fn resize_nearest_rgb(img: &RgbImage, dst_w: u32, dst_h: u32) -> RgbImage {
-    let (w, h) = img.dimensions();
-    let buf = resize_nearest_u8(
-        img.as_raw(),
-        w as usize,
-        h as usize,
-        3,
-        dst_w as usize,
-        dst_h as usize,
-    );
-    RgbImage::from_raw(dst_w, dst_h, buf).expect("resize output has the right length")
+    on_image(img, dst_w, dst_h, resize_nearest_u8)
 }
 
 /// [`resize_nearest_u8`] on a one-channel image (a mask or FOV); the new size is given as
 /// (width, height).
 pub fn resize_nearest_gray(img: &GrayImage, dst_w: u32, dst_h: u32) -> GrayImage {
-    let (w, h) = img.dimensions();
-    let buf = resize_nearest_u8(
-        img.as_raw(),
-        w as usize,
-        h as usize,
-        1,
-        dst_w as usize,
-        dst_h as usize,
-    );
-    GrayImage::from_raw(dst_w, dst_h, buf).expect("resize output has the right length")
+    on_image(img, dst_w, dst_h, resize_nearest_u8)
 }
 
 /// [`resize_nearest_centered_u8`] on a grey image; `dst_w`, `dst_h` as (width, height).
 pub fn resize_nearest_centered_gray(img: &GrayImage, dst_w: u32, dst_h: u32) -> GrayImage {
+    on_image(img, dst_w, dst_h, resize_nearest_centered_u8)
+}
+
+/// Applies a raw interleaved-buffer resize to an 8-bit image buffer of any channel count.
+fn on_image<P: Pixel<Subpixel = u8>>(
+    img: &ImageBuffer<P, Vec<u8>>,
+    dst_w: u32,
+    dst_h: u32,
+    resize: fn(&[u8], usize, usize, usize, usize, usize) -> Vec<u8>,
+) -> ImageBuffer<P, Vec<u8>> {
     let (w, h) = img.dimensions();
-    let buf = resize_nearest_centered_u8(
+    let channels = usize::from(P::CHANNEL_COUNT);
+    let buf = resize(
         img.as_raw(),
         w as usize,
         h as usize,
-        1,
+        channels,
         dst_w as usize,
         dst_h as usize,
     );
-    GrayImage::from_raw(dst_w, dst_h, buf).expect("resize output has the right length")
+    ImageBuffer::from_raw(dst_w, dst_h, buf).expect("resize output has the right length")
 }
 
 #[cfg(test)]
