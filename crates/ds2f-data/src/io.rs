@@ -572,10 +572,8 @@ mod tests {
         assert!(matches!(err, DataError::MaskValues { .. }), "{err}");
     }
 
-    /// All 45 HRF masks (three anti-aliased) binarise; slow, so run on demand:
-    /// `cargo test -p ds2f-data hrf_all_masks -- --ignored --nocapture`.
+    /// All 45 HRF masks (three anti-aliased) binarise (about 5 s in release mode).
     #[test]
-    #[ignore]
     fn hrf_all_masks_binarise() {
         let dir = Path::new(shared!("hrf/masks"));
         let mut names: Vec<_> = fs::read_dir(dir)

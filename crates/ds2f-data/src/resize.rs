@@ -306,12 +306,15 @@ pub fn resize_nearest_centered_gray(img: &GrayImage, dst_w: u32, dst_h: u32) -> 
     on_image(img, dst_w, dst_h, resize_nearest_centered_u8)
 }
 
+/// A resize of an interleaved buffer: `(src, w, h, channels, dst_w, dst_h) -> dst`.
+type RawResize = fn(&[u8], usize, usize, usize, usize, usize) -> Vec<u8>;
+
 /// Applies a raw interleaved-buffer resize to an 8-bit image buffer of any channel count.
 fn on_image<P: Pixel<Subpixel = u8>>(
     img: &ImageBuffer<P, Vec<u8>>,
     dst_w: u32,
     dst_h: u32,
-    resize: fn(&[u8], usize, usize, usize, usize, usize) -> Vec<u8>,
+    resize: RawResize,
 ) -> ImageBuffer<P, Vec<u8>> {
     let (w, h) = img.dimensions();
     let channels = usize::from(P::CHANNEL_COUNT);

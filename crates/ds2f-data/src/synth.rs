@@ -653,24 +653,4 @@ mod tests {
             assert_eq!(fov.dimensions(), (w, h));
         }
     }
-
-    /// Writes a sample to `/tmp/synth_sample.png` for a visual check:
-    /// `cargo test -p ds2f-data synth::tests::write_sample -- --ignored`.
-    #[test]
-    #[ignore]
-    fn write_sample() {
-        let (img, mask, _) = generate(
-            std::env::var("SYNTH_SEED")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(1),
-            512,
-            512,
-        );
-        save_png_atomic("/tmp/synth_sample.png", &img).unwrap();
-        let fov = generate(1, 512, 512).2;
-        eprintln!("vessel fraction in FOV {}", vessel_fraction(&mask, &fov));
-        let m = GrayImage::from_fn(512, 512, |x, y| Luma([mask.get_pixel(x, y).0[0] * 255]));
-        save_png_atomic("/tmp/synth_mask.png", &m).unwrap();
-    }
 }

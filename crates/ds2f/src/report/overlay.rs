@@ -13,7 +13,10 @@ pub const BOTH: Rgb<u8> = Rgb([255, 255, 0]);
 /// that they are visible, class indices otherwise.
 pub fn mask_image(labels: &[u8], num_classes: usize, width: u32, height: u32) -> GrayImage {
     let pixels = if num_classes == 2 {
-        labels.iter().map(|&l| if l > 0 { 255 } else { 0 }).collect()
+        labels
+            .iter()
+            .map(|&l| if l > 0 { 255 } else { 0 })
+            .collect()
     } else {
         labels.to_vec()
     };
