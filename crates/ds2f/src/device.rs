@@ -27,12 +27,39 @@ pub fn select(name: &str) -> Result<Device, DeviceError> {
         })),
         #[cfg(feature = "cuda")]
         "cuda" => Ok(Device::cuda(index.unwrap_or(0))),
-        "wgpu" | "cuda" => Err(DeviceError::NotBuilt {
+        #[cfg(not(feature = "wgpu"))]
+        "wgpu" => Err(DeviceError::NotBuilt {
+            name: name.to_string(),
+            feature: kind.to_string(),
+        }),
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => Err(DeviceError::NotBuilt {
             name: name.to_string(),
             feature: kind.to_string(),
         }),
         _ => Err(DeviceError::Unknown {
             name: name.to_string(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_parsed_and_unknown_ones_rejected() {
+        assert!(select("cpu").is_ok());
+        for bad in ["tpu", "cpu:1", "wgpu:x", ""] {
+            let e = select(bad).unwrap_err().to_string();
+            assert!(e.contains("unknown device"), "{bad}: {e}");
+        }
+        #[cfg(not(feature = "cuda"))]
+        assert!(
+            select("cuda:0")
+                .unwrap_err()
+                .to_string()
+                .contains("--features cuda")
+        );
     }
 }
