@@ -8,6 +8,10 @@ use ds2f::checkpoint::Checkpoint;
 use ds2f::config::ExperimentConfig;
 use ds2f::train::{EpochRecord, RunFolder, Silent, TrainObserver, train};
 
+/// Two trainings running at once in one process do not reproduce (burn keeps global state:
+/// the seeded RNG at least), so the tests of this file take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Weights(Vec<f32>);
 impl ModuleVisitor for Weights {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -39,6 +43,7 @@ impl TrainObserver for CrashAfter {
 
 #[test]
 fn resumed_run_reproduces_the_uninterrupted_run() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     ds2f_data::synth::write_dataset(&data, 7, 48, 40, 3, "").unwrap();
@@ -83,4 +88,27 @@ fn resumed_run_reproduces_the_uninterrupted_run() {
     };
     assert_eq!(strip(&a.history), strip(&b.history));
     assert_eq!(weights(&straight, &config), weights(&interrupted, &config));
+}
+
+#[test]
+fn data_worker_count_does_not_change_the_run() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ds2f_data::synth::write_dataset(&data, 6, 48, 40, 5, "").unwrap();
+    let device = Device::flex();
+    let mut finals = Vec::new();
+    for workers in [1, 3] {
+        let text = format!(
+            "[data]\nroot = {:?}\nval_count = 2\nlr_size = [24, 20]\nworkers = {workers}\n\
+             [model]\nbase = 4\n[train]\nepochs = 2\nseed = 3\n",
+            data.display().to_string()
+        );
+        let config = ExperimentConfig::parse(&text, &[], "test").unwrap();
+        let splits = ds2f::dataset::split(&config.data, config.train.seed).unwrap();
+        let run = tmp.path().join(format!("w{workers}"));
+        train(&config, &splits, &run, &device, false, &mut Silent).unwrap();
+        finals.push(weights(&run, &config));
+    }
+    assert_eq!(finals[0], finals[1]);
 }
