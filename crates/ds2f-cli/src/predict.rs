@@ -99,10 +99,19 @@ pub fn run(args: Args) -> Result<()> {
         }
         if args.overlay {
             let truth = match mask {
-                Some(m) => Some(ds2f_data::io::load_mask(
-                    m,
-                    ds2f::dataset::mask_kind(probs.classes),
-                )?),
+                Some(m) => {
+                    let t = ds2f_data::io::load_mask(m, ds2f::dataset::mask_kind(probs.classes))?;
+                    if t.dimensions() != (w, h) {
+                        bail!(
+                            "{}: mask is {}x{}, its image {} is {w}x{h}",
+                            m.display(),
+                            t.width(),
+                            t.height(),
+                            path.display()
+                        );
+                    }
+                    Some(t)
+                }
                 None => None,
             };
             let o = overlay(

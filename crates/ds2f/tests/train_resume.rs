@@ -41,18 +41,23 @@ impl TrainObserver for CrashAfter {
     }
 }
 
+/// A tiny experiment on the synthetic images in `data` (base 4, LR 24×20, 2 validation images).
+fn tiny_config(data: &Path, workers: usize, epochs: usize, seed: u64) -> ExperimentConfig {
+    let text = format!(
+        "[data]\nroot = {:?}\nval_count = 2\nlr_size = [24, 20]\nworkers = {workers}\n\
+         [model]\nbase = 4\n[train]\nepochs = {epochs}\nseed = {seed}\n",
+        data.display().to_string()
+    );
+    ExperimentConfig::parse(&text, &[], "test").unwrap()
+}
+
 #[test]
 fn resumed_run_reproduces_the_uninterrupted_run() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     ds2f_data::synth::write_dataset(&data, 7, 48, 40, 3, "").unwrap();
-    let text = format!(
-        "[data]\nroot = {:?}\nval_count = 2\nlr_size = [24, 20]\nworkers = 2\n\
-         [model]\nbase = 4\n[train]\nepochs = 3\nseed = 11\n",
-        data.display().to_string()
-    );
-    let config = ExperimentConfig::parse(&text, &[], "test").unwrap();
+    let config = tiny_config(&data, 2, 3, 11);
     let splits = ds2f::dataset::split(&config.data, config.train.seed).unwrap();
     let device = Device::flex();
 
@@ -99,12 +104,7 @@ fn data_worker_count_does_not_change_the_run() {
     let device = Device::flex();
     let mut finals = Vec::new();
     for workers in [1, 3] {
-        let text = format!(
-            "[data]\nroot = {:?}\nval_count = 2\nlr_size = [24, 20]\nworkers = {workers}\n\
-             [model]\nbase = 4\n[train]\nepochs = 2\nseed = 3\n",
-            data.display().to_string()
-        );
-        let config = ExperimentConfig::parse(&text, &[], "test").unwrap();
+        let config = tiny_config(&data, workers, 2, 3);
         let splits = ds2f::dataset::split(&config.data, config.train.seed).unwrap();
         let run = tmp.path().join(format!("w{workers}"));
         train(&config, &splits, &run, &device, false, &mut Silent).unwrap();
