@@ -1,15 +1,16 @@
-//! `ds2f bench`: times one training step (forward, cross-entropy on the HR logits, backward,
-//! SGD step) or one inference of the U-Net+Inter on random data, and prints one JSON line in
-//! the format of `bench/pytorch_step.py`, so that `bench/compare.sh` can report the ratio.
+//! `ds2f bench`: times one training step (forward of every output of the framework, all its
+//! losses, backward, SGD step) or one inference (the segmentation stream, identical for every
+//! framework) on random data, and prints one JSON line in the format of
+//! `bench/pytorch_step.py`, so that `bench/compare.sh` can report the ratio.
 use std::time::Instant;
 
 use anyhow::Result;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use ds2f::config::ExperimentConfig;
-use ds2f::loss::CrossEntropy;
-use ds2f::model::ModelConfig;
+use ds2f::config::{ExperimentConfig, LossConfig};
+use ds2f::model::{Framework, ModelConfig};
+use ds2f::train::Objective;
 
 /// Arguments of `bench`.
 #[derive(clap::Args)]
@@ -35,6 +36,12 @@ pub struct Args {
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
+    /// Framework: unet_inter (default), unet_inter_sr, ds2f, cogseg, dsrl, supervessel, ssmaf.
+    #[arg(long, default_value = "unet_inter")]
+    pub framework: String,
+    /// Further model settings as config overrides, e.g. `--set model.sr_head_widths=[16,8]`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
     /// Device: cpu (default), wgpu[:N], cuda[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -52,10 +59,14 @@ fn peak_rss_mb() -> Option<f64> {
 pub fn run(args: Args) -> Result<()> {
     let device = ds2f::device::select(&args.device)?;
     let [h, w] = crate::info::parse_size(&args.lr_size)?;
+    let framework: Framework =
+        serde_json::from_value(serde_json::Value::String(args.framework.clone()))
+            .map_err(|_| anyhow::anyhow!("--framework {}: unknown framework", args.framework))?;
     let model_config = ModelConfig {
+        framework,
         base: args.base,
         upscale: args.r,
-        ..ModelConfig::default()
+        ..ExperimentConfig::parse("", &args.overrides, "--set")?.model
     };
     let train = match args.mode.as_str() {
         "train" => true,
@@ -65,23 +76,34 @@ pub fn run(args: Args) -> Result<()> {
     let mut times = Vec::with_capacity(args.steps);
     if train {
         let device = device.autodiff();
-        let mut model = model_config.init(&device);
+        let mut model = model_config.init_train(&device);
         let config = ExperimentConfig {
             model: model_config.clone(),
             ..ExperimentConfig::default()
         };
         let mut optim = ds2f::train::optimizer(&config);
-        let ce = CrossEntropy::default();
+        let objective = Objective::new(framework, &LossConfig::default(), 2, None);
         let n = args.batch;
+        let r = model_config.effective_upscale();
         for i in 0..args.warmup + args.steps {
             let x = Tensor::<4>::random([n, 3, h, w], Distribution::Uniform(-1.0, 1.0), &device);
             let y = Tensor::<3, Int>::random(
-                [n, h * args.r, w * args.r],
+                [n, h * r, w * r],
                 Distribution::Uniform(0.0, 2.0),
                 &device,
             );
+            let hr = Tensor::<4>::random(
+                [n, 3, h * r, w * r],
+                Distribution::Uniform(-1.0, 1.0),
+                &device,
+            );
             let started = Instant::now();
-            let loss = ce.forward(model.forward(x), y);
+            let terms = objective.terms(model.forward_train(x), y, hr);
+            let loss = terms
+                .into_iter()
+                .map(|t| t.value)
+                .reduce(|a, b| a.add(b))
+                .expect("the seg term");
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(0.01, model, grads);
             // Wait for the step to finish (asynchronous backends).
@@ -104,9 +126,10 @@ pub fn run(args: Args) -> Result<()> {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
-        "{{\"framework\": \"ds2f-burn\", \"device\": \"{}\", \"mode\": \"{}\", \"model\": \"unet_inter\", \"base\": {}, \"batch\": {}, \"lr_size\": [{h}, {w}], \"r\": {}, \"threads\": {}, \"median_s\": {median:.4}, \"min_s\": {:.4}, \"steps\": {}, \"peak_rss_mb\": {:.1}}}",
+        "{{\"framework\": \"ds2f-burn\", \"device\": \"{}\", \"mode\": \"{}\", \"model\": \"{}\", \"base\": {}, \"batch\": {}, \"lr_size\": [{h}, {w}], \"r\": {}, \"threads\": {}, \"median_s\": {median:.4}, \"min_s\": {:.4}, \"steps\": {}, \"peak_rss_mb\": {:.1}}}",
         args.device,
         args.mode,
+        args.framework,
         args.base,
         if train { args.batch } else { 1 },
         args.r,

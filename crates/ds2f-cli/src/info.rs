@@ -1,5 +1,6 @@
-//! `ds2f info --config FILE --input HxW`: parameters and GMACs of the inference graph,
-//! counted as ptflops counts them (the paper's "GFLOPs" column).
+//! `ds2f info --config FILE --input HxW`: parameters of the training graph by part, and
+//! parameters and GMACs of the inference graph, counted as ptflops counts them (the paper's
+//! "GFLOPs" column).
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -56,6 +57,28 @@ pub fn run(args: Args) -> Result<()> {
         w * r
     );
     println!("parameters (inference graph): {params}");
+    let train_model = config.model.init_train(&Device::flex());
+    let part = |p: &str| trainable_params(&train_model, p);
+    let mut parts = format!(
+        "encoder {}, decoder {}, seg_head {}",
+        part("encoder"),
+        part("decoder"),
+        part("seg_head")
+    );
+    if train_model.sr_branch.is_some() {
+        parts += &format!(
+            ", sr_branch.decoder {}, sr_branch.head {}",
+            part("sr_branch.decoder"),
+            part("sr_branch.head")
+        );
+    }
+    if train_model.shared_feature.is_some() {
+        parts += &format!(", shared_feature {}", part("shared_feature"));
+    }
+    println!(
+        "parameters (training graph): {} = {parts}",
+        trainable_params(&train_model, "")
+    );
     println!(
         "GMACs (inference, as ptflops counts this model): {:.3}",
         macs.total() as f64 / 1e9

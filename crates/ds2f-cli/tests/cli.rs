@@ -130,6 +130,34 @@ fn info_prints_reference_parameters_and_gmacs() {
     );
     assert!(text.contains("193.452"), "{text}");
     assert!(text.contains("198.712"), "{text}");
+    // DS2F: the SR stream and the MSCG exist in training only (SPEC §1.1 table); the inference
+    // graph and its GMACs (issue #3: 198.71 at 512², 346.12 at 648×704) are the U-Net's.
+    for (input, gmacs) in [("512x512", "198.712"), ("648x704", "346.118")] {
+        let out = ds2f(&[
+            "info",
+            "--config",
+            config.to_str().unwrap(),
+            "--input",
+            input,
+            "--set",
+            "model.framework=ds2f",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("parameters (inference graph): 28949698"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "parameters (training graph): 39194682 = encoder 18847168, decoder 10102400, \
+                 seg_head 130, sr_branch.decoder 10102400, sr_branch.head 124288, \
+                 shared_feature 18296"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(gmacs), "{text}");
+    }
 }
 
 #[test]

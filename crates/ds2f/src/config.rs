@@ -89,6 +89,89 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Optional per-class cross-entropy weights.
     pub class_weights: Option<Vec<f32>>,
+    /// Loss terms and their weights.
+    pub loss: LossConfig,
+}
+
+/// The main segmentation loss (`train.loss.seg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegLossKind {
+    /// Cross-entropy (the reference; `train.class_weights` apply).
+    Ce,
+    /// Class-balanced cross-entropy, β = 0.9999, weights from each batch's class counts.
+    Cbce,
+    /// Focal loss, γ = 2, α = 0.25.
+    Focal,
+}
+
+/// The seg proxy loss on the shared module's seg output (`train.loss.proxy_seg`; Table II, III).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxySegKind {
+    /// The framework's own choice: RMI for `ds2f` and `ssmaf`, CE for `supervessel`.
+    Auto,
+    /// 0.5·BCE + 0.5·RMI lower bound (DS2F).
+    Rmi,
+    /// Cross-entropy.
+    Ce,
+    /// Generalised Dice (Sudre et al.).
+    Gdice,
+    /// No seg proxy loss (Table III ablation).
+    None,
+}
+
+/// The SR proxy loss on the shared module's SR output (`train.loss.proxy_sr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxySrKind {
+    /// The framework's own choice: SSIM for `ds2f`, MSE for `ssmaf`.
+    Auto,
+    /// 1 − SSIM (DS2F).
+    Ssim,
+    /// Mean squared error.
+    Mse,
+    /// No SR proxy loss (Table III ablation).
+    None,
+}
+
+/// The `[train.loss]` table: total = seg + MSE(SR) + α·proxy_seg + β·proxy_sr (eq. 7) +
+/// `feature_weight`·feature loss (CogSeg's L1, DSRL's FA).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LossConfig {
+    /// Main segmentation loss.
+    pub seg: SegLossKind,
+    /// Seg proxy loss.
+    pub proxy_seg: ProxySegKind,
+    /// SR proxy loss.
+    pub proxy_sr: ProxySrKind,
+    /// α of eq. 7, the seg proxy weight (reference: 1).
+    pub alpha: f64,
+    /// β of eq. 7, the SR proxy weight (reference: 1).
+    pub beta: f64,
+    /// Weight of the MSE on the SR stream (reference: 1).
+    pub sr_weight: f64,
+    /// Weight of the feature loss of `cogseg` and `dsrl` (reference: 1).
+    pub feature_weight: f64,
+    /// SSIM's data range. The reference uses 1.0 on images in [−1, 1]; 2.0 is the range
+    /// those images really have (SPEC §8.2).
+    pub ssim_data_range: f64,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        Self {
+            seg: SegLossKind::Ce,
+            proxy_seg: ProxySegKind::Auto,
+            proxy_sr: ProxySrKind::Auto,
+            alpha: 1.0,
+            beta: 1.0,
+            sr_weight: 1.0,
+            feature_weight: 1.0,
+            ssim_data_range: 1.0,
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -103,6 +186,7 @@ impl Default for TrainConfig {
             poly_power: 0.9,
             seed: 42,
             class_weights: None,
+            loss: LossConfig::default(),
         }
     }
 }
@@ -215,6 +299,42 @@ impl ExperimentConfig {
             && w.len() != self.model.num_classes
         {
             return bad("train.class_weights", "needs one weight per class");
+        }
+        let l = &self.train.loss;
+        for (key, v) in [
+            ("train.loss.alpha", l.alpha),
+            ("train.loss.beta", l.beta),
+            ("train.loss.sr_weight", l.sr_weight),
+            ("train.loss.feature_weight", l.feature_weight),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(key, "must be zero or positive");
+            }
+        }
+        if !(l.ssim_data_range.is_finite() && l.ssim_data_range > 0.0) {
+            return bad("train.loss.ssim_data_range", "must be positive");
+        }
+        if self.model.sr_head_widths.contains(&0) {
+            return bad("model.sr_head_widths", "both widths must be positive");
+        }
+        let sf = &self.model.shared_feature;
+        if sf.groups < 2 {
+            return bad(
+                "model.shared_feature.groups",
+                "must be at least 2 (a 1×1 group and an image-pooling group)",
+            );
+        }
+        if sf.hidden == 0 || !sf.hidden.is_multiple_of(sf.groups) {
+            return bad(
+                "model.shared_feature.hidden",
+                "must be a positive multiple of model.shared_feature.groups",
+            );
+        }
+        if sf.reduction == 0 || sf.hidden < sf.reduction {
+            return bad(
+                "model.shared_feature.reduction",
+                "must be between 1 and model.shared_feature.hidden",
+            );
         }
         if self.data.workers == 0 {
             return bad("data.workers", "must be at least 1");

@@ -245,3 +245,12 @@ pub fn batch_tensors(batch: &Batch, device: &Device) -> (Tensor<4>, Tensor<3, In
     let mask = Tensor::<3, Int>::from_data(TensorData::new(mask, [n, hh, hw]), device);
     (lr, mask)
 }
+
+/// The batch's HR images (the SR target, normalised to [−1, 1]), `[n, 3, r·h, r·w]`.
+pub fn hr_tensor(batch: &Batch, device: &Device) -> Tensor<4> {
+    let (hh, hw) = (batch.hr_size.0 as usize, batch.hr_size.1 as usize);
+    Tensor::<4>::from_data(
+        TensorData::new(batch.hr.clone(), [batch.n, 3, hh, hw]),
+        device,
+    )
+}

@@ -23,7 +23,7 @@ fn weights(run: &Path, config: &ExperimentConfig) -> Vec<f32> {
     let path = RunFolder::new(run).last_checkpoint();
     let model = Checkpoint::load(&path)
         .unwrap()
-        .apply_model(config.model.init(&Device::flex()), &path)
+        .apply_model(config.model.init_train(&Device::flex()), &path)
         .unwrap();
     let mut w = Weights(Vec::new());
     model.visit(&mut w);
@@ -45,7 +45,8 @@ impl TrainObserver for CrashAfter {
 fn tiny_config(data: &Path, workers: usize, epochs: usize, seed: u64) -> ExperimentConfig {
     let text = format!(
         "[data]\nroot = {:?}\nval_count = 2\nlr_size = [24, 20]\nworkers = {workers}\n\
-         [model]\nbase = 4\n[train]\nepochs = {epochs}\nseed = {seed}\n",
+         [model]\nbase = 4\nsr_head_widths = [8, 4]\n[model.shared_feature]\nhidden = 8\n\
+         [train]\nepochs = {epochs}\nseed = {seed}\n",
         data.display().to_string()
     );
     ExperimentConfig::parse(&text, &[], "test").unwrap()
@@ -53,11 +54,22 @@ fn tiny_config(data: &Path, workers: usize, epochs: usize, seed: u64) -> Experim
 
 #[test]
 fn resumed_run_reproduces_the_uninterrupted_run() {
+    resume_reproduces("unet_inter");
+}
+
+/// DS2F's last checkpoint holds the SR stream, the MSCG and their optimiser state too.
+#[test]
+fn resumed_ds2f_run_reproduces_the_uninterrupted_run() {
+    resume_reproduces("ds2f");
+}
+
+fn resume_reproduces(framework: &str) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     ds2f_data::synth::write_dataset(&data, 7, 48, 40, 3, "").unwrap();
-    let config = tiny_config(&data, 2, 3, 11);
+    let mut config = tiny_config(&data, 2, 3, 11);
+    config.model.framework = serde_json::from_value(serde_json::json!(framework)).unwrap();
     let splits = ds2f::dataset::split(&config.data, config.train.seed).unwrap();
     let device = Device::flex();
 
@@ -93,6 +105,24 @@ fn resumed_run_reproduces_the_uninterrupted_run() {
     };
     assert_eq!(strip(&a.history), strip(&b.history));
     assert_eq!(weights(&straight, &config), weights(&interrupted, &config));
+    // The best checkpoint is the inference graph alone: it loads into the inference model and
+    // holds as many parameters.
+    let best = RunFolder::new(&interrupted).best_checkpoint();
+    let segmenter = Checkpoint::load(&best)
+        .unwrap()
+        .apply_model(config.model.init(&device), &best)
+        .unwrap();
+    let mut w = Weights(Vec::new());
+    segmenter.visit(&mut w);
+    let mut all = Weights(Vec::new());
+    config.model.init(&device).visit(&mut all);
+    assert_eq!(w.0.len(), all.0.len());
+    if config.model.framework.has_sr_stream() {
+        let full = Checkpoint::load(&best)
+            .unwrap()
+            .apply_model(config.model.init_train(&device), &best);
+        assert!(full.is_err(), "the best checkpoint has no SR stream");
+    }
 }
 
 #[test]

@@ -1,16 +1,26 @@
 //! Parameter and MAC counts of the inference graph.
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
 
-/// Counts trainable parameters by module path, leaving out BN running statistics (burn's
-/// `num_params` counts them; PyTorch's `parameters()` and the paper do not).
-struct TrainableCounter<'a> {
-    prefix: &'a str,
-    path: Vec<String>,
-    total: usize,
+/// A trainable parameter: its module path, id and shape.
+#[derive(Debug, Clone)]
+pub struct TrainableParam {
+    /// Dotted module path, e.g. `encoder.down1.conv.conv1.weight`.
+    pub path: String,
+    /// The parameter's id (the key of its gradient).
+    pub id: ParamId,
+    /// Its shape.
+    pub shape: Vec<usize>,
 }
 
-impl ModuleVisitor for TrainableCounter<'_> {
+/// Collects float tensors with their paths. BN running statistics are among them (burn keeps
+/// them as parameters; PyTorch's `parameters()` and the paper do not count them).
+struct TrainableCollector {
+    path: Vec<String>,
+    found: Vec<TrainableParam>,
+}
+
+impl ModuleVisitor for TrainableCollector {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_string());
     }
@@ -20,26 +30,40 @@ impl ModuleVisitor for TrainableCounter<'_> {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let leaf = self.path.last().map(String::as_str).unwrap_or("");
-        if leaf == "running_mean" || leaf == "running_var" {
-            return;
-        }
-        if self.path.join(".").starts_with(self.prefix) {
-            self.total += param.lazy_shape().num_elements();
-        }
+        self.found.push(TrainableParam {
+            path: self.path.join("."),
+            id: param.id,
+            shape: param.lazy_shape().to_vec(),
+        });
     }
+}
+
+/// Every float tensor of `module` (BN running statistics included), in visiting order.
+pub fn float_tensors<M: Module>(module: &M) -> Vec<TrainableParam> {
+    let mut collector = TrainableCollector {
+        path: Vec::new(),
+        found: Vec::new(),
+    };
+    module.visit(&mut collector);
+    collector.found
+}
+
+/// Every trainable parameter of `module`, in visiting order.
+pub fn trainable_parameters<M: Module>(module: &M) -> Vec<TrainableParam> {
+    float_tensors(module)
+        .into_iter()
+        .filter(|p| !(p.path.ends_with("running_mean") || p.path.ends_with("running_var")))
+        .collect()
 }
 
 /// Number of trainable parameters of `module` whose path starts with `prefix` (`""`: all),
 /// counted as PyTorch counts `parameters()`.
 pub fn trainable_params<M: Module>(module: &M, prefix: &str) -> usize {
-    let mut counter = TrainableCounter {
-        prefix,
-        path: Vec::new(),
-        total: 0,
-    };
-    module.visit(&mut counter);
-    counter.total
+    trainable_parameters(module)
+        .iter()
+        .filter(|p| p.path.starts_with(prefix))
+        .map(|p| p.shape.iter().product::<usize>())
+        .sum()
 }
 
 /// Operation counts of the inference graph by kind, in ptflops' units (bench/ptflops_unet.json

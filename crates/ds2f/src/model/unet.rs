@@ -127,11 +127,22 @@ impl UnetDecoder {
     /// - `features`: as [`UnetEncoder::forward`] returns them
     /// - output: `[n, b, h, w]` at the LR input size (F_seg or F_sr of the paper)
     pub fn forward(&self, features: &EncoderFeatures) -> Tensor<4> {
+        let [_, _, _, up9] = self.forward_levels(features);
+        up9
+    }
+
+    /// Every stage's output `[up6, up7, up8, up9]` (CogSeg pulls the seg and SR decoders
+    /// together at each level).
+    ///
+    /// # Shapes
+    /// - output: `[n, 8b, h/8, w/8]`, `[n, 4b, h/4, w/4]`, `[n, 2b, h/2, w/2]`, `[n, b, h, w]`
+    pub fn forward_levels(&self, features: &EncoderFeatures) -> [Tensor<4>; 4] {
         let [f1, f2, f3, f4] = features.skips.clone();
-        let x = self.up6.forward(features.bottom.clone(), f4); // [n, 8b, h/8, w/8]
-        let x = self.up7.forward(x, f3); // [n, 4b, h/4, w/4]
-        let x = self.up8.forward(x, f2); // [n, 2b, h/2, w/2]
-        self.up9.forward(x, f1) // [n, b, h, w]
+        let up6 = self.up6.forward(features.bottom.clone(), f4); // [n, 8b, h/8, w/8]
+        let up7 = self.up7.forward(up6.clone(), f3); // [n, 4b, h/4, w/4]
+        let up8 = self.up8.forward(up7.clone(), f2); // [n, 2b, h/2, w/2]
+        let up9 = self.up9.forward(up8.clone(), f1); // [n, b, h, w]
+        [up6, up7, up8, up9]
     }
 }
 

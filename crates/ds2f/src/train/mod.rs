@@ -1,5 +1,8 @@
-//! Training: SGD with Nesterov momentum and the poly schedule, cross-entropy on the HR logits,
-//! validation on images carved out of the training set, best and last checkpoints, resume.
+//! Training: SGD with Nesterov momentum and the poly schedule, the framework's objective
+//! (cross-entropy on the HR logits, plus the SR stream's and proxy losses), validation on images
+//! carved out of the training set, best (inference graph only) and last (everything, with the
+//! optimiser) checkpoints, resume.
+pub mod objective;
 pub mod run;
 pub mod schedule;
 
@@ -17,10 +20,10 @@ use ds2f_metrics::{ConfusionMatrix, Scores};
 
 use crate::checkpoint::{Checkpoint, TrainState};
 use crate::config::ExperimentConfig;
-use crate::dataset::{ItemSource, Splits, batch_tensors};
+use crate::dataset::{ItemSource, Splits, batch_tensors, hr_tensor};
 use crate::error::TrainError;
-use crate::loss::CrossEntropy;
-use crate::model::Segmenter;
+use crate::model::{DualStream, Segmenter};
+pub use objective::{Objective, Term};
 pub use run::{EpochRecord, RunFolder};
 use schedule::PolyLr;
 
@@ -89,6 +92,33 @@ pub fn selection_scores(cm: &ConfusionMatrix) -> [f64; 4] {
     })
 }
 
+/// Paths of the trainable parameters of `module` whose gradient in `grads` is missing, zero
+/// or not finite: a part silently detached from the loss shows up here.
+pub fn parameters_without_gradient<M: Module>(module: &M, grads: &GradientsParams) -> Vec<String> {
+    fn alive(g: Option<Tensor<1>>) -> bool {
+        g.is_some_and(|g| {
+            let abs_sum: f32 = g.abs().sum().into_scalar();
+            abs_sum > 0.0 && abs_sum.is_finite()
+        })
+    }
+    crate::model::complexity::trainable_parameters(module)
+        .into_iter()
+        .filter(|p| {
+            let flat = |n: usize| [n];
+            let numel = p.shape.iter().product::<usize>();
+            let g = match p.shape.len() {
+                1 => grads.get::<1>(p.id),
+                2 => grads.get::<2>(p.id).map(|g| g.reshape(flat(numel))),
+                3 => grads.get::<3>(p.id).map(|g| g.reshape(flat(numel))),
+                4 => grads.get::<4>(p.id).map(|g| g.reshape(flat(numel))),
+                _ => None,
+            };
+            !alive(g)
+        })
+        .map(|p| p.path)
+        .collect()
+}
+
 /// Predicted class indices of `[n, C, h, w]` logits, row-major `[n, h, w]`.
 pub fn argmax_labels(logits: Tensor<4>) -> Vec<u8> {
     logits
@@ -147,13 +177,13 @@ pub fn train(
     let ad_device = device.clone().autodiff();
     let mut history: Vec<EpochRecord>;
     let mut state: TrainState;
-    let mut model: Segmenter;
+    let mut model: DualStream;
     let mut optim = optimizer(config);
     if resume {
         let path = run.last_checkpoint();
         let ckpt = Checkpoint::load(&path)?;
         ad_device.seed(config.train.seed);
-        model = ckpt.apply_model(config.model.init(&ad_device), &path)?;
+        model = ckpt.apply_model(config.model.init_train(&ad_device), &path)?;
         optim = ckpt.apply_optimizer(optim, &path)?;
         state = ckpt.state;
         history = run.read_metrics()?;
@@ -161,7 +191,7 @@ pub fn train(
     } else {
         run.create(config)?;
         ad_device.seed(config.train.seed);
-        model = config.model.init(&ad_device);
+        model = config.model.init_train(&ad_device);
         state = TrainState::default();
         history = Vec::new();
     }
@@ -185,9 +215,12 @@ pub fn train(
         steps_per_epoch * config.train.epochs,
         config.train.poly_power,
     );
-    let ce = CrossEntropy {
-        weights: config.train.class_weights.clone(),
-    };
+    let objective = Objective::new(
+        config.model.framework,
+        &config.train.loss,
+        config.model.num_classes,
+        config.train.class_weights.clone(),
+    );
     let loader_config = LoaderConfig {
         batch_size: batch,
         seed: config.train.seed,
@@ -206,18 +239,27 @@ pub fn train(
         for batch in loader {
             let batch = batch?;
             let (x, y) = batch_tensors(&batch, &ad_device);
-            let logits = model.forward(x);
-            let loss = ce.forward(logits, y);
-            let value = loss.clone().into_scalar::<f32>() as f64;
-            if !value.is_finite() {
-                return Err(TrainError::NonFinite {
-                    epoch,
-                    iteration: state.iteration,
-                    term: "cross-entropy".into(),
-                    value,
-                    last_good: run.last_checkpoint(),
-                });
+            let hr = hr_tensor(&batch, &ad_device);
+            let terms = objective.terms(model.forward_train(x), y, hr);
+            let mut value = 0.0;
+            for term in &terms {
+                let v = term.value.clone().into_scalar::<f32>() as f64;
+                if !v.is_finite() {
+                    return Err(TrainError::NonFinite {
+                        epoch,
+                        iteration: state.iteration,
+                        term: term.name.into(),
+                        value: v,
+                        last_good: run.last_checkpoint(),
+                    });
+                }
+                value += v;
             }
+            let loss = terms
+                .into_iter()
+                .map(|t| t.value)
+                .reduce(|a, b| a.add(b))
+                .expect("the seg term");
             lr = schedule.lr_at(state.iteration);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
@@ -225,7 +267,7 @@ pub fn train(
             loss_sum += value;
             observer.step(state.iteration, value, lr);
         }
-        let valid_model = model.valid();
+        let valid_model = model.valid().into_segmenter();
         let cm = validate(&valid_model, &val_source, config.model.num_classes, device)?;
         let [iou, dice, mcc, bm] = selection_scores(&cm);
         state.epoch = epoch;
