@@ -1,5 +1,6 @@
 //! `ds2f check-data DIR [--classes C]`: reads every image, mask and FOV of a data folder and
-//! lists all problems at once (unreadable files, size mismatches, mask values).
+//! lists all problems at once (duplicate stems, missing masks, unreadable files, size
+//! mismatches, mask values).
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
@@ -25,8 +26,13 @@ pub fn run(args: Args) -> Result<()> {
             args.classes
         );
     }
-    let items = ds2f::dataset::discover_items(&args.dir, &args.layout, None, true)?;
-    let problems = ds2f_data::layout::check_items(&items, ds2f::dataset::mask_kind(args.classes));
+    let found = ds2f::dataset::discover_items_all(&args.dir, &args.layout, None)?;
+    let items = found.items;
+    let mut problems = found.problems;
+    problems.extend(ds2f_data::layout::check_items(
+        &items,
+        ds2f::dataset::mask_kind(args.classes),
+    ));
     if problems.is_empty() {
         println!("{}: {} items, no problems", args.dir.display(), items.len());
         return Ok(());

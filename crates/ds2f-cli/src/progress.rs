@@ -54,8 +54,20 @@ impl TrainObserver for Progress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+        // The terms, when there is more than the seg loss.
+        let terms: Vec<String> = ds2f::train::TERM_NAMES
+            .iter()
+            .zip(r.term_losses)
+            .filter(|(_, v)| !v.is_nan())
+            .map(|(n, v)| format!("{n} {v:.4}"))
+            .collect();
+        let terms = if terms.len() > 1 {
+            format!(" ({})", terms.join(", "))
+        } else {
+            String::new()
+        };
         eprintln!(
-            "epoch {}/{}: loss {:.4}  val IoU {:.4} Dice {:.4}  {:.1}s{}",
+            "epoch {}/{}: loss {:.4}{terms}  val IoU {:.4} Dice {:.4}  {:.1}s{}",
             r.epoch,
             self.epochs,
             r.train_loss,

@@ -208,3 +208,66 @@ fn missing_mask_and_bad_mask_name_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn ds2f_trains_and_its_last_or_best_checkpoint_predicts_with_the_seg_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = setup(tmp.path());
+    let c = config.to_str().unwrap();
+    let out = ds2f(&[
+        "train",
+        "--config",
+        c,
+        "--set",
+        "model.framework=ds2f",
+        "--set",
+        "model.sr_head_widths=[8, 4]",
+        "--set",
+        "model.shared_feature.hidden=8",
+        "--set",
+        "train.epochs=1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The epoch line shows every loss term.
+    let err = stderr(&out);
+    for term in ["seg ", "sr ", "proxy_seg ", "proxy_sr "] {
+        assert!(err.contains(term), "{term} missing: {err}");
+    }
+    let run = tmp.path().join("runs/tiny");
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with("loss_proxy_sr,loss_feature")
+    );
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert!(
+        row[10..14]
+            .iter()
+            .all(|v| v.parse::<f64>().unwrap().is_finite()),
+        "{csv}"
+    );
+    assert_eq!(row[14], "NaN", "no feature loss in DS2F: {csv}");
+    // With one epoch, best (inference graph only) and last (whole framework) hold the same
+    // segmentation weights: the evaluations agree.
+    let mut summaries = Vec::new();
+    for which in ["last", "best"] {
+        let name = format!("eval-{which}");
+        let eval = ds2f(&[
+            "evaluate",
+            "--run",
+            run.to_str().unwrap(),
+            "--checkpoint",
+            which,
+            "--name",
+            &name,
+        ]);
+        assert!(eval.status.success(), "{}", stderr(&eval));
+        let path = run.join("evaluation").join(&name).join("summary.json");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        summaries.push(json["whole_image"]["confusion_matrix"].clone());
+    }
+    assert_eq!(summaries[0], summaries[1]);
+}

@@ -91,6 +91,9 @@ pub enum DataError {
         /// The limit in pixels.
         limit: u64,
     },
+    /// Several problems, one per line.
+    #[error("{} problems:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Problems(Vec<DataError>),
     /// A parameter out of its valid range.
     #[error("invalid {name}: {reason}")]
     Invalid {

@@ -320,6 +320,7 @@ pub fn images_in(dir: impl AsRef<Path>) -> Result<Vec<Item>> {
 fn index_by(
     dir: &Path,
     key: impl Fn(&Path) -> Option<String>,
+    problems: &mut Vec<DataError>,
 ) -> Result<BTreeMap<String, PathBuf>> {
     let mut map: BTreeMap<String, PathBuf> = BTreeMap::new();
     if !dir.is_dir() {
@@ -328,10 +329,12 @@ fn index_by(
     for file in list_images(dir)? {
         let Some(k) = key(&file) else { continue };
         if let Some(first) = map.get(&k) {
-            return Err(DataError::DuplicateStem {
+            // Keep the first file; the pairing of this stem is reported as a problem.
+            problems.push(DataError::DuplicateStem {
                 first: first.clone(),
                 second: file,
             });
+            continue;
         }
         map.insert(k, file);
     }
@@ -517,6 +520,33 @@ pub fn discover(
     layout: Layout,
     opts: &DiscoverOptions,
 ) -> Result<Vec<Item>> {
+    let found = discover_all(dir, layout, opts)?;
+    let mut problems = found.problems;
+    match problems.len() {
+        0 => Ok(found.items),
+        1 => Err(problems.remove(0)),
+        _ => Err(DataError::Problems(problems)),
+    }
+}
+
+/// What [`discover_all`] found: the usable items and every pairing problem (duplicate stems,
+/// missing masks), so that a check can list them all at once.
+#[derive(Debug)]
+pub struct Discovery {
+    /// Items whose pairing is unambiguous and complete.
+    pub items: Vec<Item>,
+    /// Duplicate stems and (when masks are required) images without a mask.
+    pub problems: Vec<DataError>,
+}
+
+/// Like [`discover`], but pairing problems are collected instead of stopping at the first.
+/// Folder-level problems (no such folder, no images, unknown layout) are still errors.
+pub fn discover_all(
+    dir: impl AsRef<Path>,
+    layout: Layout,
+    opts: &DiscoverOptions,
+) -> Result<Discovery> {
+    let mut problems = Vec::new();
     let dir = dir.as_ref();
     if !dir.is_dir() {
         return Err(DataError::Io {
@@ -544,7 +574,7 @@ pub fn discover(
             expected: format!("image files for layout {layout}: {}", layout.expects()),
         });
     }
-    let images = index_by(&s.images, &s.image_name)?;
+    let images = index_by(&s.images, &s.image_name, &mut problems)?;
     if images.is_empty() {
         return Err(DataError::Layout {
             path: s.images.clone(),
@@ -558,10 +588,10 @@ pub fn discover(
     }
     let mut masks = BTreeMap::new();
     for d in &s.mask_dirs {
-        for (k, p) in index_by(d, &s.mask_key)? {
+        for (k, p) in index_by(d, &s.mask_key, &mut problems)? {
             if let Some(first) = masks.get(&k) {
                 if first != &p {
-                    return Err(DataError::DuplicateStem {
+                    problems.push(DataError::DuplicateStem {
                         first: PathBuf::clone(first),
                         second: p,
                     });
@@ -572,7 +602,7 @@ pub fn discover(
         }
     }
     let fovs = match &s.fov_dir {
-        Some(d) => index_by(d, &s.fov_key)?,
+        Some(d) => index_by(d, &s.fov_key, &mut problems)?,
         None => BTreeMap::new(),
     };
     let mut items = Vec::with_capacity(images.len());
@@ -585,7 +615,7 @@ pub fn discover(
                 .iter()
                 .map(|d| d.display().to_string())
                 .collect();
-            return Err(DataError::MissingMask {
+            problems.push(DataError::MissingMask {
                 image,
                 expected: format!(
                     "a mask for {mask_key:?} in {} (layout {layout}: {})",
@@ -593,6 +623,7 @@ pub fn discover(
                     layout.expects()
                 ),
             });
+            continue;
         }
         let fov = fovs.get(&(s.fov_for)(&name)).cloned();
         items.push(Item {
@@ -602,7 +633,7 @@ pub fn discover(
             fov,
         });
     }
-    Ok(items)
+    Ok(Discovery { items, problems })
 }
 
 /// Checks every item with the default [`LoadLimits`]; see [`check_items_with`].

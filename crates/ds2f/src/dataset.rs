@@ -8,7 +8,7 @@ use ds2f_data::DataError;
 use ds2f_data::augment::Augment;
 use ds2f_data::error::Result;
 use ds2f_data::io::{LoadLimits, MaskKind, load_fov, load_mask, load_rgb_with};
-use ds2f_data::layout::{DiscoverOptions, Item, Layout, discover};
+use ds2f_data::layout::{DiscoverOptions, Discovery, Item, Layout, discover, discover_all};
 use ds2f_data::loader::{Batch, SampleSource};
 use ds2f_data::pair::{Sample, make_sample};
 use image::{GrayImage, RgbImage};
@@ -46,22 +46,37 @@ pub fn discover_items(
     split: Option<&str>,
     require_masks: bool,
 ) -> Result<Vec<Item>> {
-    let layout = if layout == "auto" {
-        Layout::detect(dir)?
-    } else {
-        layout.parse::<Layout>().map_err(|_| DataError::Invalid {
-            name: "data.layout",
-            reason: format!(
-                "unknown layout `{layout}` (expected auto, {})",
-                Layout::ALL.map(|l| l.name()).join(", ")
-            ),
-        })?
-    };
+    let layout = parse_layout(dir, layout)?;
     let opts = DiscoverOptions {
         require_masks,
         split: split.map(str::to_string),
     };
     discover(dir, layout, &opts)
+}
+
+/// Like [`discover_items`], but pairing problems (duplicate stems, missing masks) are
+/// collected beside the usable items instead of failing at the first.
+pub fn discover_items_all(dir: &Path, layout: &str, split: Option<&str>) -> Result<Discovery> {
+    let layout = parse_layout(dir, layout)?;
+    let opts = DiscoverOptions {
+        require_masks: true,
+        split: split.map(str::to_string),
+    };
+    discover_all(dir, layout, &opts)
+}
+
+/// `auto` (detected from the folder) or a layout name.
+fn parse_layout(dir: &Path, layout: &str) -> Result<Layout> {
+    if layout == "auto" {
+        return Layout::detect(dir);
+    }
+    layout.parse::<Layout>().map_err(|_| DataError::Invalid {
+        name: "data.layout",
+        reason: format!(
+            "unknown layout `{layout}` (expected auto, {})",
+            Layout::ALL.map(|l| l.name()).join(", ")
+        ),
+    })
 }
 
 fn matches_any(patterns: &[glob::Pattern], name: &str) -> bool {

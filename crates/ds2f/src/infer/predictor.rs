@@ -74,7 +74,14 @@ impl Predictor {
         device: &Device,
     ) -> Result<Self, InferError> {
         let ckpt = Checkpoint::load(checkpoint)?;
-        let model = ckpt.apply_model(config.model.init(device), checkpoint)?;
+        let model = if ckpt.optimizer.is_empty() {
+            // An inference checkpoint (`best`): the segmentation stream alone.
+            ckpt.apply_model(config.model.init(device), checkpoint)?
+        } else {
+            // A training checkpoint (`last`): the whole framework; keep its seg stream.
+            ckpt.apply_model(config.model.init_train(device), checkpoint)?
+                .into_segmenter()
+        };
         Ok(Self {
             model,
             device: device.clone(),

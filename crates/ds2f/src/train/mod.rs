@@ -24,7 +24,7 @@ use crate::dataset::{ItemSource, Splits, batch_tensors, hr_tensor};
 use crate::error::TrainError;
 use crate::model::{DualStream, Segmenter};
 pub use objective::{Objective, Term};
-pub use run::{EpochRecord, RunFolder};
+pub use run::{EpochRecord, RunFolder, TERM_NAMES};
 use schedule::PolyLr;
 
 /// Receives progress from the trainer (the CLI draws a progress bar from it).
@@ -235,6 +235,8 @@ pub fn train(
         observer.epoch_start(epoch, config.train.epochs, steps_per_epoch);
         let loader = EpochLoader::new(train_source.clone(), loader_config, epoch as u64)?;
         let mut loss_sum = 0.0;
+        let mut term_sums = [0.0f64; TERM_NAMES.len()];
+        let mut term_seen = [false; TERM_NAMES.len()];
         let mut lr = schedule.lr_at(state.iteration);
         for batch in loader {
             let batch = batch?;
@@ -254,6 +256,10 @@ pub fn train(
                     });
                 }
                 value += v;
+                if let Some(k) = TERM_NAMES.iter().position(|&n| n == term.name) {
+                    term_sums[k] += v;
+                    term_seen[k] = true;
+                }
             }
             let loss = terms
                 .into_iter()
@@ -289,6 +295,13 @@ pub fn train(
             val_bm: bm,
             seconds: started.elapsed().as_secs_f64(),
             best: improved,
+            term_losses: std::array::from_fn(|k| {
+                if term_seen[k] {
+                    term_sums[k] / steps_per_epoch as f64
+                } else {
+                    f64::NAN
+                }
+            }),
         };
         history.push(record.clone());
         run.write_metrics(&history)?;

@@ -29,9 +29,16 @@ pub struct EpochRecord {
     pub seconds: f64,
     /// Whether this epoch gave a new best checkpoint.
     pub best: bool,
+    /// Mean weighted value of each loss term, in the order of [`TERM_NAMES`]; NaN for a term
+    /// the framework does not have.
+    pub term_losses: [f64; 5],
 }
 
-const HEADER: &str = "epoch,iteration,lr,train_loss,val_iou,val_dice,val_mcc,val_bm,seconds,best";
+/// The loss terms logged in `metrics.csv` (columns `loss_<name>`).
+pub const TERM_NAMES: [&str; 5] = ["seg", "sr", "proxy_seg", "proxy_sr", "feature"];
+
+const HEADER: &str = "epoch,iteration,lr,train_loss,val_iou,val_dice,val_mcc,val_bm,seconds,best,\
+                      loss_seg,loss_sr,loss_proxy_seg,loss_proxy_sr,loss_feature";
 
 /// Paths and files of one run.
 #[derive(Debug, Clone)]
@@ -94,7 +101,7 @@ impl RunFolder {
         text.push('\n');
         for r in history {
             text.push_str(&format!(
-                "{},{},{:.6e},{:.6},{:.6},{:.6},{:.6},{:.6},{:.2},{}\n",
+                "{},{},{:.6e},{:.6},{:.6},{:.6},{:.6},{:.6},{:.2},{},{:.6},{:.6},{:.6},{:.6},{:.6}\n",
                 r.epoch,
                 r.iteration,
                 r.lr,
@@ -104,7 +111,12 @@ impl RunFolder {
                 r.val_mcc,
                 r.val_bm,
                 r.seconds,
-                u8::from(r.best)
+                u8::from(r.best),
+                r.term_losses[0],
+                r.term_losses[1],
+                r.term_losses[2],
+                r.term_losses[3],
+                r.term_losses[4],
             ));
         }
         write(&self.metrics_path(), text.as_bytes())
@@ -125,8 +137,8 @@ impl RunFolder {
         let mut out = Vec::new();
         for (n, line) in text.lines().enumerate().skip(1) {
             let f: Vec<&str> = line.split(',').collect();
-            if f.len() != 10 {
-                return Err(bad(format!("line {}: expected 10 fields", n + 1)));
+            if f.len() != 10 && f.len() != 15 {
+                return Err(bad(format!("line {}: expected 15 fields", n + 1)));
             }
             let num = |i: usize| -> Result<f64, TrainError> {
                 f[i].parse::<f64>()
@@ -143,6 +155,11 @@ impl RunFolder {
                 val_bm: num(7)?,
                 seconds: num(8)?,
                 best: f[9] == "1",
+                term_losses: if f.len() == 15 {
+                    [num(10)?, num(11)?, num(12)?, num(13)?, num(14)?]
+                } else {
+                    [f64::NAN; 5]
+                },
             });
         }
         Ok(out)
