@@ -747,28 +747,14 @@ mod tests {
     }
 
     /// A valid 2x1 8-bit indexed PNG: palette [red, blue], pixels [0, 1]. Chunks are built by
-    /// hand with a stored (uncompressed) zlib block, CRC-32 and Adler-32 computed below.
+    /// hand with a stored (uncompressed) zlib block, Adler-32 computed below.
     fn indexed_png() -> Vec<u8> {
-        fn crc32(data: &[u8]) -> u32 {
-            let mut crc = 0xFFFF_FFFFu32;
-            for &b in data {
-                crc ^= u32::from(b);
-                for _ in 0..8 {
-                    crc = if crc & 1 == 1 {
-                        (crc >> 1) ^ 0xEDB8_8320
-                    } else {
-                        crc >> 1
-                    };
-                }
-            }
-            !crc
-        }
         fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
             out.extend_from_slice(&(data.len() as u32).to_be_bytes());
             let mut body = kind.to_vec();
             body.extend_from_slice(data);
             out.extend_from_slice(&body);
-            out.extend_from_slice(&crc32(&body).to_be_bytes());
+            out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
         }
         let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
         let mut ihdr = Vec::new();
