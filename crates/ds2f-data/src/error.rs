@@ -5,13 +5,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// An I/O error on a file or folder.
-    #[error("{path}: {source}")]
+    // The I/O error is part of the message, not a `source`, so that it is printed once both
+    // by `Display` (check-data's list) and by an error chain (`{:#}`).
+    #[error("{path}: {error}")]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// An image that could not be decoded (truncated, not an image, unsupported).
     #[error("{path}: cannot decode image: {reason}")]

@@ -73,7 +73,7 @@ fn pixel_count(width: u32, height: u32) -> u64 {
 fn open_reader(path: &Path) -> Result<ImageReader<BufReader<File>>> {
     let io_err = |source| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     };
     let file = File::open(path).map_err(io_err)?;
     let len = file.metadata().map_err(io_err)?.len();
@@ -107,7 +107,7 @@ fn open_reader(path: &Path) -> Result<ImageReader<BufReader<File>>> {
 fn check_jpeg_complete(path: &Path) -> Result<()> {
     let bytes = fs::read(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     })?;
     let (mut last_sos, mut last_eoi) = (None, None);
     for (i, pair) in bytes.windows(2).enumerate() {
@@ -464,7 +464,7 @@ pub fn write_atomic_with(
         let _ = fs::remove_file(&temp);
         return Err(DataError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         });
     }
     // Make the rename itself durable where the platform allows syncing a folder.

@@ -118,7 +118,7 @@ impl Layout {
         let dir = dir.as_ref();
         let meta = fs::metadata(dir).map_err(|source| DataError::Io {
             path: dir.to_path_buf(),
-            source,
+            error: source,
         })?;
         if !meta.is_dir() {
             return Err(DataError::Layout {
@@ -267,7 +267,7 @@ fn is_stare(path: &Path) -> bool {
 fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
     let io_err = |source| DataError::Io {
         path: dir.to_path_buf(),
-        source,
+        error: source,
     };
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err)? {
@@ -551,7 +551,7 @@ pub fn discover_all(
     if !dir.is_dir() {
         return Err(DataError::Io {
             path: dir.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "folder not found"),
+            error: std::io::Error::new(std::io::ErrorKind::NotFound, "folder not found"),
         });
     }
     let root = split_root(dir, layout, opts.split.as_deref())?;

@@ -460,7 +460,10 @@ pub fn write_dataset(
     }
     for sub in ["images", "masks", "fov"] {
         let d = dir.join(sub);
-        fs::create_dir_all(&d).map_err(|source| DataError::Io { path: d, source })?;
+        fs::create_dir_all(&d).map_err(|source| DataError::Io {
+            path: d,
+            error: source,
+        })?;
     }
     let digits = (n - 1).to_string().len().max(3);
     (0..n)

@@ -70,7 +70,11 @@ impl Checkpoint {
         }
         ds2f_data::io::write_atomic(path, &out).map_err(|e| CheckpointError::Write {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: match e {
+                // The path is already in the message.
+                ds2f_data::DataError::Io { error, .. } => error.to_string(),
+                other => other.to_string(),
+            },
         })
     }
 
@@ -78,7 +82,7 @@ impl Checkpoint {
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
         let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })?;
         let corrupt = |what: &str| CheckpointError::Corrupt {
             path: path.to_path_buf(),

@@ -217,7 +217,7 @@ impl ExperimentConfig {
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })?;
         let mut config = Self::parse(&text, overrides, &path.display().to_string())?;
         let base = path.parent().unwrap_or(Path::new("."));

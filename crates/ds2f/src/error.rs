@@ -5,13 +5,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file could not be read.
-    #[error("{path}: {source}")]
+    // The I/O error is part of the message (not a `source`), so it is printed once.
+    #[error("{path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Not valid TOML.
     #[error("{origin}: invalid TOML: {message}")]
@@ -61,13 +61,13 @@ pub enum ConfigError {
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// The file could not be read.
-    #[error("{path}: {source}")]
+    // The I/O error is part of the message (not a `source`), so it is printed once.
+    #[error("{path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file could not be written (nothing was replaced).
     #[error("{path}: cannot write checkpoint: {message}")]
