@@ -491,6 +491,22 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_config_parses_and_says_what_it_is() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let c = ExperimentConfig::load(&path, &[])
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(c.description.len() > 40, "{}: no description", path.display());
+                n += 1;
+            }
+        }
+        assert!(n >= 6, "{n} configs");
+    }
+
+    #[test]
     fn saved_config_round_trips() {
         let c = ExperimentConfig::parse("[model]\nbase = 16\n", &[], "t").unwrap();
         let again = ExperimentConfig::parse(&c.to_toml(), &[], "t").unwrap();
