@@ -1,12 +1,17 @@
-"""Time one training step (or one inference pass) of the U-Net+Inter in PyTorch on CPU.
+"""Time one training step (or one inference pass) of the U-Net+Inter or DS2F in PyTorch on CPU.
 
     python bench/pytorch_step.py --base 64 --batch 2 --lr-size 256 256 --r 2 \
         --steps 10 --warmup 2 --threads 2
     python bench/pytorch_step.py --mode infer --base 64 --lr-size 256 256 --threads 2
+    python bench/pytorch_step.py --framework ds2f --base 64 --sr-head-widths 64 32 --hidden 32
 
-train: forward -> CE(HR logits, random 0/1 HR mask, mean) -> backward ->
+train, unet_inter: forward -> CE(HR logits, random 0/1 HR mask, mean) -> backward ->
        SGD(lr 0.01, momentum 0.9, nesterov, weight_decay 1e-4).step(); model.train().
-infer: model.eval(), torch.no_grad(), batch 1 (forced).
+train, ds2f: forward (seg, sr, proxy_seg, proxy_sr) -> CE(seg, y) + MSE(sr, hr)
+       + SSIM(proxy_sr, hr) + RMI(proxy_seg, y) (bench/ds2f.py) -> backward -> the same SGD
+       step; hr = random HR image, uniform in [-1, 1].
+infer: model.eval(), torch.no_grad(), batch 1 (forced); the segmentation stream only, the
+       same for both frameworks.
 Prints one JSON line. peak_rss_mb = ru_maxrss of this process (whole run, incl. warmup).
 """
 import argparse
@@ -21,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ds2f import DS2F, ds2f_loss  # noqa: E402
 from unet import UNetInter  # noqa: E402
 
 
@@ -36,26 +42,38 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--framework", choices=["unet_inter", "ds2f"], default="unet_inter")
+    ap.add_argument("--sr-head-widths", type=int, nargs=2, default=[64, 32],
+                    metavar=("W1", "W2"), help="ds2f: SR head hidden widths")
+    ap.add_argument("--hidden", type=int, default=32, help="ds2f: MSCG hidden width")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     h, w = a.lr_size
     batch = 1 if a.mode == "infer" else a.batch
-    model = UNetInter(3, a.classes, a.base, a.r)
+    if a.framework == "ds2f":
+        model = DS2F(3, a.classes, a.base, a.r, a.sr_head_widths, a.hidden)
+    else:
+        model = UNetInter(3, a.classes, a.base, a.r)
     x = torch.randn(batch, 3, h, w)
     times = []
 
     if a.mode == "train":
         model.train()
         y = torch.randint(0, 2, (batch, a.r * h, a.r * w))
+        if a.framework == "ds2f":
+            hr = torch.rand(batch, 3, a.r * h, a.r * w) * 2 - 1
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
                               weight_decay=1e-4)
         for i in range(a.warmup + a.steps):
             t0 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             out = model(x)
-            loss = F.cross_entropy(out, y)
+            if a.framework == "ds2f":
+                loss = ds2f_loss(out, y, hr)
+            else:
+                loss = F.cross_entropy(out, y)
             loss.backward()
             opt.step()
             dt = time.perf_counter() - t0
@@ -75,8 +93,10 @@ def main():
 
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({
-        "framework": "pytorch", "torch": torch.__version__, "model": "unet_inter",
+        "framework": "pytorch", "torch": torch.__version__, "model": a.framework,
         "mode": a.mode, "base": a.base, "batch": batch, "lr_size": [h, w], "r": a.r,
+        **({"sr_head_widths": a.sr_head_widths, "hidden": a.hidden}
+           if a.framework == "ds2f" else {}),
         "threads": a.threads, "median_s": round(statistics.median(times), 4),
         "min_s": round(min(times), 4), "steps": a.steps,
         "peak_rss_mb": round(rss_kb / 1024, 1),
