@@ -125,18 +125,23 @@ pub fn run(args: Args) -> Result<()> {
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    println!(
-        "{{\"framework\": \"ds2f-burn\", \"device\": \"{}\", \"mode\": \"{}\", \"model\": \"{}\", \"base\": {}, \"batch\": {}, \"lr_size\": [{h}, {w}], \"r\": {}, \"threads\": {}, \"median_s\": {median:.4}, \"min_s\": {:.4}, \"steps\": {}, \"peak_rss_mb\": {:.1}}}",
-        args.device,
-        args.mode,
-        args.framework,
-        args.base,
-        if train { args.batch } else { 1 },
-        args.r,
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-        times[0],
-        args.steps,
-        peak_rss_mb().unwrap_or(f64::NAN)
-    );
+    let line = serde_json::json!({
+        "framework": "ds2f-burn",
+        "device": args.device,
+        "mode": args.mode,
+        "model": args.framework,
+        "base": args.base,
+        "batch": if train { args.batch } else { 1 },
+        "lr_size": [h, w],
+        "r": args.r,
+        "sr_head_widths": model_config.sr_head_widths,
+        "hidden": model_config.shared_feature.hidden,
+        "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "median_s": (median * 1e4).round() / 1e4,
+        "min_s": (times[0] * 1e4).round() / 1e4,
+        "steps": args.steps,
+        "peak_rss_mb": peak_rss_mb().map(|m| (m * 10.0).round() / 10.0),
+    });
+    println!("{line}");
     Ok(())
 }

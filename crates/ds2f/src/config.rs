@@ -499,7 +499,11 @@ mod tests {
             if path.extension().is_some_and(|e| e == "toml") {
                 let c = ExperimentConfig::load(&path, &[])
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                assert!(c.description.len() > 40, "{}: no description", path.display());
+                assert!(
+                    c.description.len() > 40,
+                    "{}: no description",
+                    path.display()
+                );
                 n += 1;
             }
         }
