@@ -73,3 +73,49 @@ impl SrHead {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pixel_shuffle_order_is_the_reference_one() {
+        // SPEC §1.1: out[c, y·r + i, x·r + j] = in[c·r² + i·r + j, y, x].
+        let device = Device::default();
+        let (c, r, h, w) = (3, 2, 2, 3);
+        let values: Vec<f32> = (0..c * r * r * h * w).map(|v| v as f32).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(values, [1, c * r * r, h, w]), &device);
+        let out = PixelShuffleConfig::new(r).init().forward(x);
+        assert_eq!(out.dims(), [1, c, r * h, r * w]);
+        let out: Vec<f32> = out.into_data().to_vec().unwrap();
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    for i in 0..r {
+                        for j in 0..r {
+                            let src = (((ch * r * r + i * r + j) * h) + y) * w + x;
+                            let dst = ((ch * r * h) + y * r + i) * (r * w) + x * r + j;
+                            assert_eq!(out[dst], src as f32);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn head_shapes_and_parameter_counts() {
+        let device = Device::default();
+        let count = |m: &SrHead| crate::model::complexity::trainable_params(m, "");
+        // Reference widths at base 64, r = 2: 64·64·25 + 64·32·9 + 32·12·9 (SPEC §1.1).
+        let head = SrHead::new(64, [64, 32], 3, 2, &device);
+        assert_eq!(count(&head), 124_288);
+        // r = 1: one 1×1 conv with bias, 64·3 + 3.
+        let plain = SrHead::new(64, [64, 32], 3, 1, &device);
+        assert_eq!(count(&plain), 195);
+        let x = Tensor::<4>::zeros([2, 64, 5, 7], &device);
+        assert_eq!(plain.forward(x.clone()).dims(), [2, 3, 5, 7]);
+        let small = SrHead::new(64, [8, 4], 3, 3, &device);
+        assert_eq!(small.forward(x).dims(), [2, 3, 15, 21]);
+    }
+}
