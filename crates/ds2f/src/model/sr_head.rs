@@ -87,7 +87,7 @@ mod tests {
         let x = Tensor::<4>::from_data(TensorData::new(values, [1, c * r * r, h, w]), &device);
         let out = PixelShuffleConfig::new(r).init().forward(x);
         assert_eq!(out.dims(), [1, c, r * h, r * w]);
-        let out: Vec<f32> = out.into_data().to_vec().unwrap();
+        let out: Vec<f32> = out.into_data().iter::<f32>().collect();
         for ch in 0..c {
             for y in 0..h {
                 for x in 0..w {
