@@ -135,6 +135,16 @@ pub enum ProxySrKind {
     None,
 }
 
+/// Which generalised Dice formula `proxy_seg = "gdice"` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GdiceKind {
+    /// Sudre et al. 2017 (the loss the paper cites).
+    Sudre,
+    /// The reference code's `DiceLoss(smooth=1, gdice=True)`, which collapses to ≈ 0 (SPEC §2).
+    Reference,
+}
+
 /// The `[train.loss]` table: total = seg + MSE(SR) + α·proxy_seg + β·proxy_sr (eq. 7) +
 /// `feature_weight`·feature loss (CogSeg's L1, DSRL's FA).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,6 +167,8 @@ pub struct LossConfig {
     /// SSIM's data range. The reference uses 1.0 on images in [−1, 1]; 2.0 is the range
     /// those images really have (SPEC §8.2).
     pub ssim_data_range: f64,
+    /// The generalised Dice formula of `proxy_seg = "gdice"`.
+    pub gdice: GdiceKind,
 }
 
 impl Default for LossConfig {
@@ -170,6 +182,7 @@ impl Default for LossConfig {
             sr_weight: 1.0,
             feature_weight: 1.0,
             ssim_data_range: 1.0,
+            gdice: GdiceKind::Sudre,
         }
     }
 }

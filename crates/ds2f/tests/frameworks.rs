@@ -212,3 +212,49 @@ fn each_loss_term_decreases_when_trained_alone() {
         }
     }
 }
+
+#[test]
+fn every_proxy_loss_choice_gives_finite_terms() {
+    use ds2f::config::{GdiceKind, ProxySegKind, ProxySrKind, SegLossKind};
+    let device = Device::default().autodiff();
+    let model = tiny(Framework::Ds2f).init_train(&device);
+    let (x, y, hr) = batch(&device, 2, 20, 18, 2);
+    let out = model.forward_train(x);
+    let segs = [
+        (ProxySegKind::Rmi, GdiceKind::Sudre),
+        (ProxySegKind::Ce, GdiceKind::Sudre),
+        (ProxySegKind::Gdice, GdiceKind::Sudre),
+        (ProxySegKind::Gdice, GdiceKind::Reference),
+        (ProxySegKind::None, GdiceKind::Sudre),
+    ];
+    let srs = [ProxySrKind::Ssim, ProxySrKind::Mse, ProxySrKind::None];
+    let mains = [SegLossKind::Ce, SegLossKind::Cbce, SegLossKind::Focal];
+    for (k, ((proxy_seg, gdice), proxy_sr)) in segs
+        .into_iter()
+        .flat_map(|s| srs.into_iter().map(move |r| (s, r)))
+        .enumerate()
+    {
+        let config = LossConfig {
+            seg: mains[k % 3],
+            proxy_seg,
+            proxy_sr,
+            gdice,
+            ..LossConfig::default()
+        };
+        let objective = Objective::new(Framework::Ds2f, &config, 2, None);
+        let terms = objective.terms(out.clone(), y.clone(), hr.clone());
+        let names: Vec<&str> = terms.iter().map(|t| t.name).collect();
+        let mut expected = vec!["seg", "sr"];
+        if proxy_seg != ProxySegKind::None {
+            expected.push("proxy_seg");
+        }
+        if proxy_sr != ProxySrKind::None {
+            expected.push("proxy_sr");
+        }
+        assert_eq!(names, expected, "{config:?}");
+        for t in terms {
+            let v: f32 = t.value.into_scalar();
+            assert!(v.is_finite(), "{config:?}: {} = {v}", t.name);
+        }
+    }
+}

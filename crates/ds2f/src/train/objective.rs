@@ -3,7 +3,7 @@
 //! is kept apart so that a NaN names its term and the terms can be logged.
 use burn::prelude::*;
 
-use crate::config::{LossConfig, ProxySegKind, ProxySrKind, SegLossKind};
+use crate::config::{GdiceKind, LossConfig, ProxySegKind, ProxySrKind, SegLossKind};
 use crate::loss::{
     ClassBalancedCe, CrossEntropy, DiceLoss, DiceVariant, FaLoss, FocalLoss, Mse, RmiLoss, SsimLoss,
 };
@@ -99,7 +99,15 @@ impl Objective {
         let proxy_seg = match proxy_seg_kind {
             ProxySegKind::Rmi => Some(SegLoss::Rmi(RmiLoss::new(num_classes))),
             ProxySegKind::Ce => Some(SegLoss::Ce(CrossEntropy::default())),
-            ProxySegKind::Gdice => Some(SegLoss::Gdice(DiceLoss::new(DiceVariant::Sudre))),
+            ProxySegKind::Gdice => Some(SegLoss::Gdice(DiceLoss::new(match config.gdice {
+                GdiceKind::Sudre => DiceVariant::Sudre,
+                // The reference's construction: DiceLoss(smooth=1.0, gdice=True, eps=1e-9).
+                GdiceKind::Reference => DiceVariant::Reference {
+                    smooth: 1.0,
+                    gdice: true,
+                    eps: 1e-9,
+                },
+            }))),
             ProxySegKind::Auto | ProxySegKind::None => None,
         }
         .map(|l| (config.alpha, l));
