@@ -201,3 +201,37 @@ fn a_failing_write_stops_the_run_naming_the_file_and_leaves_nothing_half_written
     );
     assert_eq!(epochs_done(&run), 2);
 }
+
+#[test]
+fn a_diverging_loss_stops_the_run_naming_the_step_and_term() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = setup(tmp.path(), 3);
+    let run = tmp.path().join("runs").join("diverged");
+    // A learning rate of 1e30 makes the weights, then a loss term, non-finite within a few steps.
+    let out = Command::new(bin())
+        .args(["train", "--config", config.to_str().unwrap()])
+        .args(["--set", &format!("run.dir={:?}", run.parent().unwrap())])
+        .args(["--set", "run.name=diverged", "--set", "train.lr=1e30"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or("");
+    assert!(line.contains("epoch ") && line.contains(", step "), "{err}");
+    let term = ["seg", "sr", "proxy_seg", "proxy_sr"]
+        .iter()
+        .find(|t| line.contains(&format!("the {t} loss is")));
+    assert!(term.is_some(), "{err}");
+    assert!(line.contains("NaN") || line.contains("inf"), "{err}");
+    assert!(line.contains("checkpoints/last.ckpt"), "{err}");
+    // Every epoch recorded before the stop has a finite loss and a checkpoint to resume from.
+    let done = epochs_done(&run);
+    if done > 0 {
+        assert!(run.join("checkpoints/last.ckpt").is_file());
+        assert!(
+            metrics(&run)[1..]
+                .iter()
+                .all(|l| !l.split(',').nth(3).unwrap().contains("NaN"))
+        );
+    }
+}
