@@ -145,7 +145,8 @@ pub enum TrainError {
     },
     /// A loss became NaN or infinite.
     #[error(
-        "epoch {epoch}, step {iteration}: the {term} loss is {value}; stopped. The last good checkpoint is {last_good}"
+        "epoch {epoch}, step {iteration}: the {term} loss is {value}; stopped. {}",
+        resume_hint(.last_good)
     )]
     NonFinite {
         /// Epoch.
@@ -156,8 +157,8 @@ pub enum TrainError {
         term: String,
         /// Its value.
         value: f64,
-        /// The checkpoint to resume from.
-        last_good: PathBuf,
+        /// The checkpoint to resume from, if one was written.
+        last_good: Option<PathBuf>,
     },
     /// Not enough training images for one batch.
     #[error("{images} training images is fewer than one batch of {batch} (train.batch_size)")]
@@ -189,4 +190,11 @@ pub enum InferError {
         /// What failed.
         message: String,
     },
+}
+
+fn resume_hint(last_good: &Option<PathBuf>) -> String {
+    match last_good {
+        Some(p) => format!("The last good checkpoint is {}", p.display()),
+        None => "No checkpoint was written yet (it diverged in the first epoch).".into(),
+    }
 }

@@ -252,7 +252,7 @@ pub fn train(
                         iteration: state.iteration,
                         term: term.name.into(),
                         value: v,
-                        last_good: run.last_checkpoint(),
+                        last_good: Some(run.last_checkpoint()).filter(|p| p.is_file()),
                     });
                 }
                 value += v;
