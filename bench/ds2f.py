@@ -24,6 +24,11 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from unet import Decoder, UNetInter, num_params  # noqa: E402
 
+# The MSCG (CrossGL) written for the golden tests, with the reference defaults.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates",
+                                "ds2f", "tests", "golden"))
+from make_shared_feature import Mscg  # noqa: E402
+
 
 def conv(cin, cout, k=1, d=1, groups=1, bias=True):
     return nn.Conv2d(cin, cout, k, 1, padding=d * (k - 1) // 2, dilation=d, groups=groups,
@@ -62,79 +67,6 @@ class SrBranch(nn.Module):
 
 # ---------------------------------------------------------------- MSCG = CrossGL (SPEC §1.2)
 # The default configuration of Mscg in crates/ds2f/tests/golden/make_shared_feature.py.
-class Mrcab(nn.Module):
-    """dw3x3 -> dw3x3 -> per-pixel SE (ch -> ch/r -> ch, LeakyReLU, sigmoid), + x."""
-
-    def __init__(self, ch, r):
-        super().__init__()
-        self.conv1 = conv(ch, ch, 3, groups=ch)
-        self.conv2 = conv(ch, ch, 3, groups=ch)
-        self.se_reduce = conv(ch, ch // r)
-        self.se_expand = conv(ch // r, ch)
-
-    def forward(self, x):
-        z = self.conv2(self.conv1(x))
-        w = torch.sigmoid(self.se_expand(F.leaky_relu(self.se_reduce(z), 0.01)))
-        return w * z + x
-
-
-class ImagePool(nn.Module):
-    def __init__(self, ch):
-        super().__init__()
-        self.conv = conv(ch, ch)
-
-    def forward(self, x):
-        net = self.conv(F.adaptive_avg_pool2d(x, 1))
-        return F.interpolate(net, size=x.shape[2:], mode="bilinear", align_corners=False)
-
-
-class MsConv(nn.Module):
-    """k groups: 1x1, dw3x3 dilation 1..k-2, image pooling; cat -> BN -> GELU."""
-
-    def __init__(self, ch, k=4):
-        super().__init__()
-        g = ch // k
-        self.convs = nn.ModuleList(
-            [conv(g, g, 1)] + [conv(g, g, 3, i, g) for i in range(1, k - 1)] + [ImagePool(g)])
-        self.norm = nn.BatchNorm2d(ch)
-        self.k = k
-
-    def forward(self, x):
-        outs = [op(s) for op, s in zip(self.convs, x.chunk(self.k, dim=1))]
-        return F.gelu(self.norm(torch.cat(outs, 1)))
-
-
-class Gate(nn.Module):
-    def __init__(self, hidden, r, k):
-        super().__init__()
-        self.rcab = Mrcab(hidden, r)
-        self.msconv = MsConv(hidden, k)
-
-    def forward(self, x):
-        return self.msconv(self.rcab(x)) + x
-
-
-class Mscg(nn.Module):
-    """CrossGL(sr, seg, hidden_state=32, reduction=4): returns (cross_sr, cross_seg)."""
-
-    def __init__(self, sr, seg, hidden=32, r=4, k=4):
-        super().__init__()
-        self.fusion_conv = conv(sr + seg, hidden)
-        self.fusion_bn = nn.BatchNorm2d(hidden)
-        self.gate = Gate(hidden, r, k)
-        self.linear_cross_sr = conv(hidden, sr)
-        self.linear_cross_seg = conv(hidden, seg)
-        self.gate_sr = conv(sr, sr)
-        self.gate_seg = conv(seg, seg)
-
-    def forward(self, f_sr, f_seg):
-        fusion = F.gelu(self.fusion_bn(self.fusion_conv(torch.cat([f_sr, f_seg], 1))))
-        fusion = self.gate(fusion)
-        a_sr = F.gelu(self.linear_cross_sr(fusion))
-        a_seg = F.gelu(self.linear_cross_seg(fusion))
-        return self.gate_sr(a_sr * f_sr) + f_sr, self.gate_seg(a_seg * f_seg) + f_seg
-
-
 # ---------------------------------------------------------------- DS2F
 class DS2F(UNetInter):
     """U-Net DS2F (super_reso, sr_layer=5, fusion, before=True)."""

@@ -252,28 +252,33 @@ def report(name, outs):
     print(f"{name} = {vals}")
 
 
-torch.set_printoptions(precision=10)
-shape = (1, 4, 6, 7)
-sr_in = closed(shape, 0.13, 0.3, torch.sin)
-seg_in = closed(shape, 0.29, 2.0, torch.cos)
-with torch.no_grad():
-    # Must reproduce test_vectors.json crossgl_forward (sums 24.2941..., -28.3841...).
-    report("crossgl_default", fill(Mscg(4, 4, hidden=8, r=4))(sr_in, seg_in))
-    # The variants use amplitude 1.0 (instead of 0.2) so that the gate path, not the "+F"
-    # residual, dominates the outputs and the variants differ clearly.
-    variants = {
-        "default_amp1": dict(),
-        "mrcab_gpool": dict(attention="mrcab_gpool"),
-        "rcab": dict(attention="rcab"),
-        "aspp": dict(context="aspp"),
-        "self_attention": dict(context="self_attention"),
-        "no_one_by_one_no_pool": dict(parts=(False, False, True)),
-        "no_depthwise": dict(parts=(True, True, False)),
-        "paper_gate_plain": dict(paper_gate=True, fuse_norm=False, residual=False),
-    }
-    for name, kw in variants.items():
-        report(name, fill(Mscg(4, 4, hidden=8, r=4, **kw), amp=1.0)(sr_in, seg_in))
-    fim_sr = closed((1, 3, 6, 7), 0.13, 0.3, torch.sin)
-    fim_seg = closed((1, 2, 6, 7), 0.29, 2.0, torch.cos)
-    report("fim", [fill(Fim(3, 2, 8))(fim_sr, fim_seg)])
-    report("maf", fill(Maf(4, 4, 8, 4))(sr_in, seg_in))
+def main():
+    torch.set_printoptions(precision=10)
+    shape = (1, 4, 6, 7)
+    sr_in = closed(shape, 0.13, 0.3, torch.sin)
+    seg_in = closed(shape, 0.29, 2.0, torch.cos)
+    with torch.no_grad():
+        # Must reproduce test_vectors.json crossgl_forward (sums 24.2941..., -28.3841...).
+        report("crossgl_default", fill(Mscg(4, 4, hidden=8, r=4))(sr_in, seg_in))
+        # The variants use amplitude 1.0 (instead of 0.2) so that the gate path, not the "+F"
+        # residual, dominates the outputs and the variants differ clearly.
+        variants = {
+            "default_amp1": dict(),
+            "mrcab_gpool": dict(attention="mrcab_gpool"),
+            "rcab": dict(attention="rcab"),
+            "aspp": dict(context="aspp"),
+            "self_attention": dict(context="self_attention"),
+            "no_one_by_one_no_pool": dict(parts=(False, False, True)),
+            "no_depthwise": dict(parts=(True, True, False)),
+            "paper_gate_plain": dict(paper_gate=True, fuse_norm=False, residual=False),
+        }
+        for name, kw in variants.items():
+            report(name, fill(Mscg(4, 4, hidden=8, r=4, **kw), amp=1.0)(sr_in, seg_in))
+        fim_sr = closed((1, 3, 6, 7), 0.13, 0.3, torch.sin)
+        fim_seg = closed((1, 2, 6, 7), 0.29, 2.0, torch.cos)
+        report("fim", [fill(Fim(3, 2, 8))(fim_sr, fim_seg)])
+        report("maf", fill(Maf(4, 4, 8, 4))(sr_in, seg_in))
+
+
+if __name__ == "__main__":
+    main()
