@@ -3,8 +3,10 @@
 # (`ds2f bench`) on this machine, one after the other in one run, and prints both JSON lines and
 # the ratio ds2f / PyTorch (> 1: ds2f is slower).
 #
-#   bench/compare.sh [train|infer] [BASE] [BATCH] [H] [W] [R] [STEPS] [FRAMEWORK]
+#   bench/compare.sh [train|infer|conv] [BASE] [BATCH] [H] [W] [R] [STEPS] [FRAMEWORK]
 #
+# conv: one 3x3 conv BASE->BASE on BATCH x BASE x H x W, forward + backward (R is ignored);
+#   e.g. `bench/compare.sh conv 64 1 256 256 1 10`.
 # FRAMEWORK: unet_inter (default) or ds2f. Optional environment variables, passed to both sides:
 #   SR_HEAD_WIDTHS="W1 W2"  SR head hidden widths (ds2f; reference "64 32")
 #   HIDDEN=N                MSCG hidden width (ds2f; reference 32)
@@ -41,4 +43,7 @@ assert t["model"] == d["model"], (t["model"], d["model"])
 print(f"ratio ds2f/pytorch ({t['model']}, median step time): {d['median_s'] / t['median_s']:.2f}"
       f"  (pytorch {t['median_s']:.3f} s, ds2f {d['median_s']:.3f} s;"
       f" peak RSS pytorch {t['peak_rss_mb']:.0f} MB, ds2f {d['peak_rss_mb']:.0f} MB)")
+if "gflops_total" in t:
+    print(f"GFLOP/s forward: pytorch {t['gflops_forward']}, ds2f {d['gflops_forward']};"
+          f" forward+backward: pytorch {t['gflops_total']}, ds2f {d['gflops_total']}")
 PY

@@ -12,6 +12,9 @@ train, ds2f: forward (seg, sr, proxy_seg, proxy_sr) -> CE(seg, y) + MSE(sr, hr)
        step; hr = random HR image, uniform in [-1, 1].
 infer: model.eval(), torch.no_grad(), batch 1 (forced); the segmentation stream only, the
        same for both frameworks.
+conv:  one Conv2d(base, base, 3, padding=1, bias=False) on a batch x base x H x W input
+       (issue #4 d: base 64, batch 1, 256 x 256): forward, then backward of sum(out) to both the
+       input and the weight; also reports GFLOP/s (2 FLOPs per MAC, backward = 2 x forward).
 Prints one JSON line. peak_rss_mb = ru_maxrss of this process (whole run, incl. warmup).
 """
 import argparse
@@ -32,7 +35,7 @@ from unet import UNetInter  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=["train", "infer"], default="train")
+    ap.add_argument("--mode", choices=["train", "infer", "conv"], default="train")
     ap.add_argument("--base", type=int, default=64)
     ap.add_argument("--classes", type=int, default=2)
     ap.add_argument("--batch", type=int, default=2)
@@ -51,6 +54,8 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     h, w = a.lr_size
+    if a.mode == "conv":
+        return conv_bench(a, h, w)
     batch = 1 if a.mode == "infer" else a.batch
     if a.framework == "ds2f":
         model = DS2F(3, a.classes, a.base, a.r, a.sr_head_widths, a.hidden)
@@ -99,6 +104,35 @@ def main():
            if a.framework == "ds2f" else {}),
         "threads": a.threads, "median_s": round(statistics.median(times), 4),
         "min_s": round(min(times), 4), "steps": a.steps,
+        "peak_rss_mb": round(rss_kb / 1024, 1),
+    }))
+
+
+def conv_bench(a, h, w):
+    conv = torch.nn.Conv2d(a.base, a.base, 3, padding=1, bias=False)
+    x = torch.randn(a.batch, a.base, h, w, requires_grad=True)
+    fwd, total = [], []
+    for i in range(a.warmup + a.steps):
+        x.grad = None
+        conv.weight.grad = None
+        t0 = time.perf_counter()
+        out = conv(x)
+        t1 = time.perf_counter()
+        out.sum().backward()
+        t2 = time.perf_counter()
+        if i >= a.warmup:
+            fwd.append(t1 - t0)
+            total.append(t2 - t0)
+    flops = 2 * a.batch * a.base * a.base * 9 * h * w
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    med_f, med_t = statistics.median(fwd), statistics.median(total)
+    print(json.dumps({
+        "framework": "pytorch", "torch": torch.__version__, "model": "conv3x3", "mode": "conv",
+        "base": a.base, "batch": a.batch, "lr_size": [h, w], "threads": a.threads,
+        "median_s": round(med_t, 4), "min_s": round(min(total), 4),
+        "forward_s": round(med_f, 4), "backward_s": round(med_t - med_f, 4),
+        "gflops_forward": round(flops / med_f / 1e9, 1),
+        "gflops_total": round(3 * flops / med_t / 1e9, 1), "steps": a.steps,
         "peak_rss_mb": round(rss_kb / 1024, 1),
     }))
 

@@ -15,7 +15,10 @@ use ds2f::train::Objective;
 /// Arguments of `bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// `train` (one optimiser step, batch --batch) or `infer` (one forward, batch 1).
+    /// `train` (one optimiser step, batch --batch), `infer` (one forward, batch 1) or `conv`
+    /// (one 3×3 convolution, --base channels in and out, no bias, on a --batch × --base × H × W
+    /// input: forward, then the backward of the output's sum to the input and the weight) with
+    /// ds2f's kernels, `conv-burn` the same with burn's stock convolution.
     #[arg(long, default_value = "train")]
     pub mode: String,
     /// Base width of the U-Net.
@@ -71,7 +74,9 @@ pub fn run(args: Args) -> Result<()> {
     let train = match args.mode.as_str() {
         "train" => true,
         "infer" => false,
-        other => anyhow::bail!("--mode {other}: expected train or infer"),
+        "conv" => return conv_bench(&args, &device, h, w, true),
+        "conv-burn" => return conv_bench(&args, &device, h, w, false),
+        other => anyhow::bail!("--mode {other}: expected train, infer, conv or conv-burn"),
     };
     let mut times = Vec::with_capacity(args.steps);
     if train {
@@ -123,8 +128,7 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
     }
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    let median = median(&mut times);
     let line = serde_json::json!({
         "framework": "ds2f-burn",
         "device": args.device,
@@ -137,8 +141,87 @@ pub fn run(args: Args) -> Result<()> {
         "sr_head_widths": model_config.sr_head_widths,
         "hidden": model_config.shared_feature.hidden,
         "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
-        "median_s": (median * 1e4).round() / 1e4,
-        "min_s": (times[0] * 1e4).round() / 1e4,
+        "median_s": round4(median),
+        "min_s": round4(times[0]),
+        "steps": args.steps,
+        "peak_rss_mb": peak_rss_mb().map(|m| (m * 10.0).round() / 10.0),
+    });
+    println!("{line}");
+    Ok(())
+}
+
+/// Sorts `times` and returns their median.
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+/// `bench --mode conv` (issue #4 d): one 3×3 convolution forward and backward, with GFLOP/s
+/// counted as 2 FLOPs per multiply-accumulate and the backward as twice the forward (input and
+/// weight gradients), as `bench/pytorch_step.py --mode conv` counts them.
+fn conv_bench(
+    args: &Args,
+    device: &burn::tensor::Device,
+    h: usize,
+    w: usize,
+    ours: bool,
+) -> Result<()> {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    let device = device.clone().autodiff();
+    let c = args.base;
+    let conv = Conv2dConfig::new([c, c], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_bias(false)
+        .init(&device);
+    let (mut forward, mut total) = (Vec::new(), Vec::new());
+    for i in 0..args.warmup + args.steps {
+        let x = Tensor::<4>::random(
+            [args.batch, c, h, w],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        )
+        .require_grad();
+        let started = Instant::now();
+        let out = if ours {
+            ds2f::ops::conv2d_module(&conv, x.clone())
+        } else {
+            conv.forward(x.clone())
+        };
+        // Wait for the forward to finish (asynchronous backends).
+        let _ = out.clone().slice([0..1, 0..1, 0..1, 0..1]).into_data();
+        let forward_s = started.elapsed().as_secs_f64();
+        let grads = out.sum().backward();
+        let gx = x.grad(&grads).expect("input gradient");
+        let gw = conv.weight.grad(&grads).expect("weight gradient");
+        let _ = (gx.into_data(), gw.into_data());
+        if i >= args.warmup {
+            forward.push(forward_s);
+            total.push(started.elapsed().as_secs_f64());
+        }
+    }
+    let flops = 2.0 * (args.batch * c * c * 9 * h * w) as f64;
+    let min_total = total.iter().copied().fold(f64::INFINITY, f64::min);
+    let (f, t) = (median(&mut forward), median(&mut total));
+    let line = serde_json::json!({
+        "framework": "ds2f-burn",
+        "device": args.device,
+        "model": "conv3x3",
+        "mode": args.mode,
+        "base": c,
+        "batch": args.batch,
+        "lr_size": [h, w],
+        "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "median_s": round4(t),
+        "min_s": round4(min_total),
+        "forward_s": round4(f),
+        "backward_s": round4(t - f),
+        "gflops_forward": (flops / f / 1e9 * 10.0).round() / 10.0,
+        "gflops_total": (3.0 * flops / t / 1e9 * 10.0).round() / 10.0,
         "steps": args.steps,
         "peak_rss_mb": peak_rss_mb().map(|m| (m * 10.0).round() / 10.0),
     });

@@ -2,11 +2,12 @@
 //! (Qiu, Hu et al., IEEE TPAMI 2023) on burn. LR image in, HR segmentation out.
 //!
 //! Modules: [`model`] (networks), [`infer`] (prediction and evaluation at the original size),
-//! [`report`] (overlays, curves), [`checkpoint`], [`config`], [`dataset`] (splits and
+//! [`report`] (overlays, curves), [`ops`] (CPU kernels), [`checkpoint`], [`config`], [`dataset`] (splits and
 //! batches); [`loss`] and [`train`] only with the `train` feature, so an inference-only build
 //! never compiles training code.
 #![warn(missing_docs)]
 
+pub mod alloc_cache;
 pub mod checkpoint;
 pub mod config;
 pub mod dataset;
@@ -14,6 +15,7 @@ pub mod device;
 pub mod error;
 pub mod infer;
 pub mod model;
+pub mod ops;
 pub mod report;
 
 #[cfg(feature = "train")]

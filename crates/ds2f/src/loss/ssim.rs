@@ -6,8 +6,8 @@
 //! `ssim_map = (2μxμy + C1)/(μx² + μy² + C1) · (2σxy + C2)/(σx² + σy² + C2)`, the mean over the
 //! map per `(n, c)` and then over `n` and `c`. As in `pytorch_msssim`, a spatial axis shorter than
 //! the window is not filtered.
+use crate::ops::conv2d;
 use burn::prelude::*;
-use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
 /// `1 − SSIM` between two images.

@@ -50,7 +50,7 @@ impl ConvBnRelu {
     /// - `x`: `[batch, in_channels, h, w]`
     /// - output: `[batch, out_channels, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+        relu(self.bn.forward(crate::ops::conv2d_module(&self.conv, x)))
     }
 }
 
@@ -90,8 +90,8 @@ impl DoubleConv {
     /// - `x`: `[batch, in, h, w]`
     /// - output: `[batch, out, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x))); // [batch, out, h, w]
-        relu(self.bn2.forward(self.conv2.forward(x))) // [batch, out, h, w]
+        let x = relu(self.bn1.forward(crate::ops::conv2d_module(&self.conv1, x))); // [batch, out, h, w]
+        relu(self.bn2.forward(crate::ops::conv2d_module(&self.conv2, x))) // [batch, out, h, w]
     }
 }
 

@@ -24,6 +24,6 @@ impl FeatureTransform {
     /// - `logits`: `[n, C, H, W]`
     /// - output: `[n, image_channels, H, W]`
     pub fn forward(&self, logits: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(logits)
+        crate::ops::conv2d_module(&self.conv, logits)
     }
 }

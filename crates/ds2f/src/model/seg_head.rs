@@ -28,7 +28,7 @@ impl SegHead {
     /// - output: `[n, num_classes, r·h, r·w]` logits
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
-        let logits = self.conv.forward(x); // [n, C, h, w]
+        let logits = crate::ops::conv2d_module(&self.conv, x); // [n, C, h, w]
         bilinear(logits, [h * self.upscale, w * self.upscale], true) // [n, C, rh, rw]
     }
 }

@@ -64,12 +64,12 @@ impl SrHead {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match (&self.conv1, &self.conv2) {
             (Some(conv1), Some(conv2)) => {
-                let x = tanh(conv1.forward(x)); // [n, w1, h, w]
-                let x = tanh(conv2.forward(x)); // [n, w2, h, w]
-                let x = self.conv3.forward(x); // [n, 3r², h, w]
+                let x = tanh(crate::ops::conv2d_module(conv1, x)); // [n, w1, h, w]
+                let x = tanh(crate::ops::conv2d_module(conv2, x)); // [n, w2, h, w]
+                let x = crate::ops::conv2d_module(&self.conv3, x); // [n, 3r², h, w]
                 self.shuffle.forward(x) // [n, 3, rh, rw]
             }
-            _ => self.conv3.forward(x), // [n, 3, h, w]
+            _ => crate::ops::conv2d_module(&self.conv3, x), // [n, 3, h, w]
         }
     }
 }

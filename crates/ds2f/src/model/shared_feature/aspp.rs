@@ -49,7 +49,7 @@ impl AsppBranch {
     /// - `x`: `[n, c_in, h, w]`
     /// - output: `[n, c_out, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+        relu(self.bn.forward(crate::ops::conv2d_module(&self.conv, x)))
     }
 }
 

@@ -52,9 +52,9 @@ impl SpatialModule {
         let mut parts = x.chunk(3, 1).into_iter(); // 3 × [n, hidden, h, w]
         let mut next = || parts.next().expect("three groups");
         let outs = vec![
-            self.branch1.forward(next()),
-            self.branch2.forward(next()),
-            self.branch3.forward(next()),
+            crate::ops::conv2d_module(&self.branch1, next()),
+            crate::ops::conv2d_module(&self.branch2, next()),
+            crate::ops::conv2d_module(&self.branch3, next()),
         ];
         channel_shuffle(Tensor::cat(outs, 1), 3) // [n, 3·hidden, h, w]
     }
@@ -101,10 +101,10 @@ impl Fim {
     /// - output: `[n, C, H, W]`
     pub fn forward(&self, sr_image: Tensor<4>, seg_logits: Tensor<4>) -> Tensor<4> {
         let net = Tensor::cat(vec![sr_image, seg_logits.clone()], 1); // [n, 3 + C, H, W]
-        let net = relu(self.fusion_conv.forward(net)); // [n, 3·hidden, H, W]
+        let net = relu(crate::ops::conv2d_module(&self.fusion_conv, net)); // [n, 3·hidden, H, W]
         let net = self.spatial_conv.forward(net); // [n, 3·hidden, H, W]
-        let net = relu(self.att_reduce.forward(net)); // [n, hidden, H, W]
-        let att = sigmoid(self.att_out.forward(net)); // [n, 1, H, W]
+        let net = relu(crate::ops::conv2d_module(&self.att_reduce, net)); // [n, hidden, H, W]
+        let att = sigmoid(crate::ops::conv2d_module(&self.att_out, net)); // [n, 1, H, W]
         att * seg_logits.clone() + seg_logits // [n, C, H, W]
     }
 }

@@ -58,7 +58,7 @@ impl Ssc {
             .chunk(self.conv.len(), 1) // k × [n, c/k, h, w]
             .into_iter()
             .zip(&self.conv)
-            .map(|(s, c)| c.forward(s))
+            .map(|(s, c)| crate::ops::conv2d_module(c, s))
             .collect();
         relu(self.bn.forward(Tensor::cat(outs, 1)) + x) // [n, c, h, w]
     }
@@ -106,9 +106,11 @@ impl Maf {
     /// - output: `([n, c_sr, h, w], [n, c_seg, h, w])`
     pub fn forward(&self, f_sr: Tensor<4>, f_seg: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let cat = Tensor::cat(vec![f_sr.clone(), f_seg.clone()], 1); // [n, c_sr + c_seg, h, w]
-        let fusion = self.ssc.forward(self.fusion_conv.forward(cat)); // [n, hidden, h, w]
-        let sr_att = sigmoid(self.sr_att.forward(fusion.clone())); // [n, c_sr, h, w]
-        let seg_att = sigmoid(self.seg_att.forward(fusion)); // [n, c_seg, h, w]
+        let fusion = self
+            .ssc
+            .forward(crate::ops::conv2d_module(&self.fusion_conv, cat)); // [n, hidden, h, w]
+        let sr_att = sigmoid(crate::ops::conv2d_module(&self.sr_att, fusion.clone())); // [n, c_sr, h, w]
+        let seg_att = sigmoid(crate::ops::conv2d_module(&self.seg_att, fusion)); // [n, c_seg, h, w]
         (
             sr_att * f_sr.clone() + f_sr,
             seg_att * f_seg.clone() + f_seg,

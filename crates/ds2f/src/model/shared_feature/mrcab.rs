@@ -52,13 +52,16 @@ impl Mrcab {
     /// - `x`: `[n, c, h, w]`
     /// - output: `[n, c, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let z = self.conv2.forward(self.conv1.forward(x.clone())); // [n, c, h, w]
+        let z = crate::ops::conv2d_module(
+            &self.conv2,
+            crate::ops::conv2d_module(&self.conv1, x.clone()),
+        ); // [n, c, h, w]
         let s = match self.gpool {
             true => global_avg_pool(z.clone()), // [n, c, 1, 1]
             false => z.clone(),                 // [n, c, h, w]
         };
-        let s = leaky_relu(self.se_reduce.forward(s), 0.01); // [n, c/r, ·, ·]
-        let w = sigmoid(self.se_expand.forward(s)); // [n, c, h, w] or [n, c, 1, 1]
+        let s = leaky_relu(crate::ops::conv2d_module(&self.se_reduce, s), 0.01); // [n, c/r, ·, ·]
+        let w = sigmoid(crate::ops::conv2d_module(&self.se_expand, s)); // [n, c, h, w] or [n, c, 1, 1]
         w * z + x // [n, c, h, w]
     }
 }
@@ -101,10 +104,13 @@ impl Rcab {
     /// - `x`: `[n, c, h, w]`
     /// - output: `[n, c, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let z = self.conv1.forward(x.clone()); // [n, c, h, w]
-        let z = self.conv2.forward(relu(z)); // [n, c, h, w]
-        let s = relu(self.ca_reduce.forward(global_avg_pool(z.clone()))); // [n, c/r, 1, 1]
-        let w = sigmoid(self.ca_expand.forward(s)); // [n, c, 1, 1]
+        let z = crate::ops::conv2d_module(&self.conv1, x.clone()); // [n, c, h, w]
+        let z = crate::ops::conv2d_module(&self.conv2, relu(z)); // [n, c, h, w]
+        let s = relu(crate::ops::conv2d_module(
+            &self.ca_reduce,
+            global_avg_pool(z.clone()),
+        )); // [n, c/r, 1, 1]
+        let w = sigmoid(crate::ops::conv2d_module(&self.ca_expand, s)); // [n, c, 1, 1]
         w * z + x // [n, c, h, w]
     }
 }

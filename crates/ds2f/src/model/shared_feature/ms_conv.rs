@@ -21,7 +21,7 @@ impl ImagePool {
     /// - output: `[n, c, h, w]`, constant over `h, w`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
-        let pooled = self.conv.forward(global_avg_pool(x)); // [n, c, 1, 1]
+        let pooled = crate::ops::conv2d_module(&self.conv, global_avg_pool(x)); // [n, c, 1, 1]
         pooled.expand([n, c, h, w]) // [n, c, h, w]
     }
 }
@@ -41,7 +41,7 @@ impl MsBranch {
     /// - output: `[n, g, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            MsBranch::Conv(c) => c.forward(x),
+            MsBranch::Conv(c) => crate::ops::conv2d_module(c, x),
             MsBranch::ImagePool(p) => p.forward(x),
         }
     }

@@ -175,16 +175,19 @@ impl Mscg {
     /// - output: `([n, c_sr, h, w], [n, c_seg, h, w])`
     pub fn forward(&self, f_sr: Tensor<4>, f_seg: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let fusion = Tensor::cat(vec![f_sr.clone(), f_seg.clone()], 1); // [n, c_sr + c_seg, h, w]
-        let fusion = self.fusion_conv.forward(fusion); // [n, hidden, h, w]
+        let fusion = crate::ops::conv2d_module(&self.fusion_conv, fusion); // [n, hidden, h, w]
         let fusion = match &self.fusion_bn {
             Some(bn) => gelu(bn.forward(fusion)),
             None => fusion,
         };
         let fusion = self.gate.forward(fusion); // [n, hidden, h, w]
-        let a_sr = gelu(self.linear_cross_sr.forward(fusion.clone())); // [n, c_sr, h, w]
-        let a_seg = gelu(self.linear_cross_seg.forward(fusion)); // [n, c_seg, h, w]
-        let cross_sr = self.gate_sr.forward(a_sr * f_sr.clone()); // [n, c_sr, h, w]
-        let cross_seg = self.gate_seg.forward(a_seg * f_seg.clone()); // [n, c_seg, h, w]
+        let a_sr = gelu(crate::ops::conv2d_module(
+            &self.linear_cross_sr,
+            fusion.clone(),
+        )); // [n, c_sr, h, w]
+        let a_seg = gelu(crate::ops::conv2d_module(&self.linear_cross_seg, fusion)); // [n, c_seg, h, w]
+        let cross_sr = crate::ops::conv2d_module(&self.gate_sr, a_sr * f_sr.clone()); // [n, c_sr, h, w]
+        let cross_seg = crate::ops::conv2d_module(&self.gate_seg, a_seg * f_seg.clone()); // [n, c_seg, h, w]
         match self.gelu_after_gate {
             true => (gelu(cross_sr) + f_sr, gelu(cross_seg) + f_seg),
             false => (cross_sr + f_sr, cross_seg + f_seg),

@@ -49,12 +49,12 @@ impl SelfAttention {
     /// - output: `[n, c, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
-        let q = self.query.forward(x.clone()); // [n, d, h, w]
+        let q = crate::ops::conv2d_module(&self.query, x.clone()); // [n, d, h, w]
         let d = q.dims()[1];
         let q = q.reshape([n, d, h * w]).swap_dims(1, 2); // [n, hw, d]
-        let k = self.key.forward(x.clone()).reshape([n, d, h * w]); // [n, d, hw]
+        let k = crate::ops::conv2d_module(&self.key, x.clone()).reshape([n, d, h * w]); // [n, d, hw]
         let attention = softmax(q.matmul(k), 2); // [n, hw(i), hw(j)]
-        let v = self.value.forward(x.clone()).reshape([n, c, h * w]); // [n, c, hw(j)]
+        let v = crate::ops::conv2d_module(&self.value, x.clone()).reshape([n, c, h * w]); // [n, c, hw(j)]
         let out = v.matmul(attention.swap_dims(1, 2)); // [n, c, hw(i)]
         let gamma = self.gamma.val().reshape([1, 1, 1, 1]); // [1, 1, 1, 1]
         out.reshape([n, c, h, w]) * gamma + x // [n, c, h, w]

@@ -1,0 +1,731 @@
+//! 2-D convolution whose backward pass on the `flex` CPU backend uses our kernels:
+//!
+//! - weight gradient: for each tile of output rows, an im2col tile of the input (at most
+//!   [`COL_TILE_FLOATS`] floats) and one `gemm` `dW[Cout, Cin·kh·kw] += dY[Cout, T] · colᵀ[T, K]`,
+//!   the tiles spread over the rayon pool with one accumulator per worker; depthwise
+//!   convolutions use a direct kernel (a gemm with one row is all overhead);
+//! - input gradient: for stride 1, the forward convolution of `dY` with the flipped, transposed
+//!   weights (flex's fast forward path, im2col or depthwise); other strides keep burn's
+//!   transposed convolution;
+//! - bias gradient: a per-channel sum.
+//!
+//! The forward pass is flex's own. See the module docs of [`crate::ops`] for why.
+use burn::backend::TensorMetadata;
+use burn::backend::ops::ModuleOps;
+use burn::backend::{Autodiff, DispatchDevice, Flex, GradientCheckpointingStrategy};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Bytes, DType, Shape, Tensor};
+use burn_autodiff::NodeId;
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_flex::{FlexTensor, Layout};
+use rayon::prelude::*;
+
+/// Largest im2col tile of the weight-gradient kernel, in floats (4 MiB): big enough that each
+/// gemm has a long inner dimension, small enough to stay in the cache hierarchy.
+const COL_TILE_FLOATS: usize = 1 << 20;
+
+/// Tiles a convolution is split into at least (when it has that many output rows), so that
+/// small layers still keep every core busy; a constant, for thread-count-independent results.
+const MIN_JOBS: usize = 8;
+
+/// Partial sums of the weight gradient at most: the tiles are split into this many contiguous
+/// runs, each summed by one task, and the partial sums added in order: the result does not
+/// depend on how rayon schedules the tasks.
+const WEIGHT_GRAD_PARTIALS: usize = 8;
+
+/// [`Conv2d::forward`] through [`conv2d`]: the same padding rules, the same result.
+///
+/// # Shapes
+/// - `x`: `[batch, channels_in, height, width]`
+/// - output: `[batch, channels_out, height_out, width_out]`
+pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+        // `Same` depends on the input size through a rule burn keeps private: let burn do it.
+        PaddingConfig2d::Same => return conv.forward(x),
+    };
+    let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
+    conv2d(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        options,
+    )
+}
+
+/// [`burn::tensor::module::conv2d`], with our backward kernels when training on `flex` in f32.
+///
+/// # Shapes
+/// - `x`: `[batch, channels_in, height, width]`
+/// - `weight`: `[channels_out, channels_in / groups, kernel_height, kernel_width]`
+/// - `bias`: `[channels_out]`
+/// - output: `[batch, channels_out, height_out, width_out]`
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let route = flex_route(&x);
+    let supported = weight.dtype() == DType::F32
+        && bias.as_ref().is_none_or(|b| b.dtype() == DType::F32)
+        && !options.is_asymmetric();
+    match route {
+        Some(Route::Autodiff) if supported => {}
+        Some(Route::Plain) if supported => {
+            let x = x
+                .try_into_primitive::<Flex>()
+                .expect("checked: a flex tensor");
+            let weight = weight
+                .try_into_primitive::<Flex>()
+                .expect("the weight lives on the input's device");
+            let bias = bias.map(|b| {
+                b.try_into_primitive::<Flex>()
+                    .expect("the bias lives on the input's device")
+            });
+            return Tensor::from_primitive::<Flex>(forward(x, weight, bias, &options));
+        }
+        _ => return burn::tensor::module::conv2d(x, weight, bias, options),
+    }
+    let x = x
+        .try_into_primitive::<Autodiff<Flex>>()
+        .expect("checked: an autodiff flex tensor");
+    let weight = weight
+        .try_into_primitive::<Autodiff<Flex>>()
+        .expect("the weight lives on the input's device");
+    let bias = bias.map(|b| {
+        b.try_into_primitive::<Autodiff<Flex>>()
+            .expect("the bias lives on the input's device")
+    });
+    Tensor::from_primitive::<Autodiff<Flex>>(conv2d_autodiff(x, weight, bias, options))
+}
+
+/// Which of our paths an input takes.
+enum Route {
+    /// `flex` with autodiff and no gradient checkpointing: our autodiff operation.
+    Autodiff,
+    /// `flex` without autodiff (inference): our forward kernel.
+    Plain,
+}
+
+/// Our path for an f32 tensor on the `flex` device, `None` for every other tensor.
+fn flex_route(x: &Tensor<4>) -> Option<Route> {
+    if x.dtype() != DType::F32 {
+        return None;
+    }
+    match x.device().as_dispatch() {
+        DispatchDevice::Flex(_) => Some(Route::Plain),
+        DispatchDevice::Autodiff(inner)
+            if matches!(**inner, DispatchDevice::Flex(_))
+                && inner.gradient_checkpointing_strategy()
+                    == GradientCheckpointingStrategy::Disabled =>
+        {
+            Some(Route::Autodiff)
+        }
+        _ => None,
+    }
+}
+
+type AdTensor = <Autodiff<Flex> as burn::backend::BackendTypes>::FloatTensorPrimitive;
+
+/// The convolution as one autodiff operation of `Autodiff<Flex>`.
+fn conv2d_autodiff(
+    x: AdTensor,
+    weight: AdTensor,
+    bias: Option<AdTensor>,
+    options: ConvOptions<2>,
+) -> AdTensor {
+    #[derive(Debug)]
+    struct WithBias;
+    #[derive(Debug)]
+    struct NoBias;
+    type State = (FlexTensor, FlexTensor, ConvOptions<2>);
+
+    impl Backward<Flex, 3> for WithBias {
+        type State = State;
+        fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node_x, node_w, node_b] = ops.parents;
+            let grad = grads.consume::<Flex>(&ops.node);
+            let (x, weight, options) = ops.state;
+            if let Some(node) = node_b {
+                grads.register::<Flex>(node.id, bias_grad(&grad));
+            }
+            let (id_x, id_w) = (node_x.map(|n| n.id), node_w.map(|n| n.id));
+            register_xw(id_x, id_w, x, weight, grad, &options, grads);
+        }
+    }
+    impl Backward<Flex, 2> for NoBias {
+        type State = State;
+        fn backward(self, ops: Ops<State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node_x, node_w] = ops.parents;
+            let grad = grads.consume::<Flex>(&ops.node);
+            let (x, weight, options) = ops.state;
+            let (id_x, id_w) = (node_x.map(|n| n.id), node_w.map(|n| n.id));
+            register_xw(id_x, id_w, x, weight, grad, &options, grads);
+        }
+    }
+
+    let state = (
+        x.primitive().clone(),
+        weight.primitive().clone(),
+        options.clone(),
+    );
+    match bias {
+        Some(bias) => {
+            let prep = WithBias
+                .prepare::<NoCheckpointing>([x.node(), weight.node(), bias.node()])
+                .compute_bound()
+                .stateful();
+            let out = forward(
+                x.into_primitive(),
+                weight.into_primitive(),
+                Some(bias.into_primitive()),
+                &options,
+            );
+            match prep {
+                OpsKind::Tracked(prep) => prep.finish(state, out),
+                OpsKind::UnTracked(prep) => prep.finish(out),
+            }
+        }
+        None => {
+            let prep = NoBias
+                .prepare::<NoCheckpointing>([x.node(), weight.node()])
+                .compute_bound()
+                .stateful();
+            let out = forward(x.into_primitive(), weight.into_primitive(), None, &options);
+            match prep {
+                OpsKind::Tracked(prep) => prep.finish(state, out),
+                OpsKind::UnTracked(prep) => prep.finish(out),
+            }
+        }
+    }
+}
+
+/// Registers the input and weight gradients of the nodes that need them.
+fn register_xw(
+    node_x: Option<NodeId>,
+    node_w: Option<NodeId>,
+    x: FlexTensor,
+    weight: FlexTensor,
+    grad: FlexTensor,
+    options: &ConvOptions<2>,
+    grads: &mut Gradients,
+) {
+    if let Some(id) = node_w {
+        grads.register::<Flex>(id, weight_grad(&x, &grad, &weight.shape(), options));
+    }
+    if let Some(id) = node_x {
+        grads.register::<Flex>(id, input_grad(x, weight, grad, options));
+    }
+}
+
+/// A contiguous f32 copy (or the tensor itself when it already is one) and its data.
+fn contiguous(t: &FlexTensor) -> FlexTensor {
+    t.to_contiguous()
+}
+
+fn data(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+fn tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(Shape::new(shape)),
+        DType::F32,
+    )
+}
+
+/// `dL/db[c] = Σ_{n,y,x} dY[n, c, y, x]`.
+fn bias_grad(grad: &FlexTensor) -> FlexTensor {
+    let grad = contiguous(grad);
+    let [n, c, h, w] = grad.shape().dims();
+    let dy = data(&grad);
+    let plane = h * w;
+    let sums: Vec<f32> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            (0..n)
+                .map(|i| sum(&dy[(i * c + ch) * plane..][..plane]))
+                .sum()
+        })
+        .collect();
+    FlexTensor::new(
+        Bytes::from_elems(sums),
+        Layout::contiguous(Shape::new([c])),
+        DType::F32,
+    )
+}
+
+/// Input gradient. Stride 1: `dX = conv(dY, W')` with `W'[g·Cin_g + ci, co] = flip(W[g·Cout_g + co,
+/// ci])` and padding `dilation·(k − 1) − padding`; otherwise burn's transposed convolution.
+fn input_grad(
+    x: FlexTensor,
+    weight: FlexTensor,
+    grad: FlexTensor,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let [cout, cin_g, kh, kw] = weight.shape().dims();
+    let [_, cin, _, _] = x.shape().dims();
+    let pad = options.padding_begin();
+    let full = [
+        options.dilation[0] * (kh - 1),
+        options.dilation[1] * (kw - 1),
+    ];
+    if options.stride != [1, 1] || full[0] < pad[0] || full[1] < pad[1] {
+        return Flex::conv2d_x_backward(x, weight, grad, options.clone());
+    }
+    let groups = options.groups;
+    let cout_g = cout / groups;
+    let weight = contiguous(&weight);
+    let w = data(&weight);
+    let k = kh * kw;
+    let mut flipped = vec![0.0f32; w.len()];
+    for g in 0..groups {
+        for co in 0..cout_g {
+            for ci in 0..cin_g {
+                let src = &w[((g * cout_g + co) * cin_g + ci) * k..][..k];
+                let dst = &mut flipped[((g * cin_g + ci) * cout_g + co) * k..][..k];
+                for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                    *d = *s;
+                }
+            }
+        }
+    }
+    let flipped = tensor(flipped, [cin, cout_g, kh, kw]);
+    let options = ConvOptions::new(
+        [1, 1],
+        [full[0] - pad[0], full[1] - pad[1]],
+        options.dilation,
+        groups,
+    );
+    forward(grad, flipped, None, &options)
+}
+
+/// Forward convolution: per tile of output rows, `Y[Cout_g, T] = W[Cout_g, K] · col[K, T]` by
+/// gemm straight into the NCHW output (flex converts to NHWC and back); depthwise convolutions
+/// keep flex's direct kernel.
+fn forward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let [cout, cin_g, kh, kw] = weight.shape().dims();
+    let groups = options.groups;
+    if cin_g == 1 && cout / groups == 1 {
+        return Flex::conv2d(x, weight, bias, options.clone());
+    }
+    let x = contiguous(&x);
+    let weight = contiguous(&weight);
+    let [n, cin, h, w] = x.shape().dims();
+    let pad = options.padding_begin();
+    let out_size = |a: usize, size: usize, k: usize| {
+        (size + 2 * pad[a]).saturating_sub(options.dilation[a] * (k - 1) + 1) / options.stride[a]
+            + 1
+    };
+    let g = Geometry {
+        h,
+        w,
+        ho: out_size(0, h, kh),
+        wo: out_size(1, w, kw),
+        kh,
+        kw,
+        stride: options.stride,
+        pad,
+        dilation: options.dilation,
+    };
+    let cout_g = cout / groups;
+    let k = cin_g * kh * kw;
+    let (xs, ws) = (data(&x), data(&weight));
+    let plane_out = g.ho * g.wo;
+    let mut out = vec![0.0f32; n * cout * plane_out];
+    let rows_per_tile = g.rows_per_tile(k, n);
+    let tiles_per_image = g.ho.div_ceil(rows_per_tile);
+    let in_img = cin * h * w;
+    let dst = SharedMut(out.as_mut_ptr());
+    (0..n * tiles_per_image).into_par_iter().for_each_init(
+        || {
+            vec![
+                0.0f32;
+                if g.is_pointwise() {
+                    0
+                } else {
+                    k * rows_per_tile * g.wo
+                }
+            ]
+        },
+        |col, job| {
+            let (img, tile) = (job / tiles_per_image, job % tiles_per_image);
+            let r0 = tile * rows_per_tile;
+            let r1 = (r0 + rows_per_tile).min(g.ho);
+            let t = (r1 - r0) * g.wo;
+            let x_img = &xs[img * in_img..][..in_img];
+            for group in 0..groups {
+                let (rhs, rhs_rs) = col_matrix(x_img, group * cin_g, cin_g, r0, r1, &g, col);
+                let offset = (img * cout + group * cout_g) * plane_out + r0 * g.wo;
+                // SAFETY: the destination is rows [r0, r1) of channels group·cout_g.. of image
+                // img, which no other job writes; lhs is the group's cout_g × k block of the
+                // weights; rhs is k × t with row stride rhs_rs inside col or x_img.
+                unsafe {
+                    gemm::gemm(
+                        cout_g,
+                        t,
+                        k,
+                        dst.at(offset),
+                        1,
+                        plane_out as isize,
+                        false,
+                        ws[group * cout_g * k..].as_ptr(),
+                        1,
+                        k as isize,
+                        rhs,
+                        1,
+                        rhs_rs as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        },
+    );
+    if let Some(bias) = bias {
+        let bias = contiguous(&bias);
+        let b = data(&bias);
+        out.par_chunks_mut(plane_out)
+            .enumerate()
+            .for_each(|(i, plane)| plane.iter_mut().for_each(|v| *v += b[i % cout]));
+    }
+    tensor(out, [n, cout, g.ho, g.wo])
+}
+
+/// A raw output pointer shared by jobs that write disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: every use writes a region no other job touches (see the call sites).
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// The pointer `offset` floats further (a method, so that closures capture the whole
+    /// `Send` wrapper rather than its raw-pointer field).
+    ///
+    /// # Safety
+    /// `offset` must stay inside the buffer.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: the caller keeps offset inside the buffer.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// The im2col matrix (`cin_g·kh·kw` rows, `(r1 − r0)·wo` columns) of output rows `[r0, r1)` for
+/// the `cin_g` input channels from `c0`, as a pointer and row stride: for a 1×1 convolution with
+/// stride 1 and no padding the input itself, otherwise `col` filled by [`im2col`].
+fn col_matrix(
+    x_img: &[f32],
+    c0: usize,
+    cin_g: usize,
+    r0: usize,
+    r1: usize,
+    g: &Geometry,
+    col: &mut [f32],
+) -> (*const f32, usize) {
+    if g.is_pointwise() {
+        (x_img[c0 * g.h * g.w + r0 * g.w..].as_ptr(), g.h * g.w)
+    } else {
+        im2col(x_img, c0, cin_g, r0, r1, g, col);
+        (col.as_ptr(), (r1 - r0) * g.wo)
+    }
+}
+
+/// Weight gradient `dW[co, ci, i, j] = Σ_{n,y,x} dY[n, co, y, x] · X[n, ci, y·s + i·d − p, x·s + j·d − p]`
+/// (per group), by im2col tiles and gemm, or directly for depthwise convolutions.
+fn weight_grad(
+    x: &FlexTensor,
+    grad: &FlexTensor,
+    weight_shape: &Shape,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let x = contiguous(x);
+    let grad = contiguous(grad);
+    let [n, cin, h, w] = x.shape().dims();
+    let [_, cout, ho, wo] = grad.shape().dims();
+    let [_, cin_g, kh, kw] = weight_shape.dims();
+    let geometry = Geometry {
+        h,
+        w,
+        ho,
+        wo,
+        kh,
+        kw,
+        stride: options.stride,
+        pad: options.padding_begin(),
+        dilation: options.dilation,
+    };
+    let groups = options.groups;
+    let cout_g = cout / groups;
+    let (xs, dy) = (data(&x), data(&grad));
+    let values = if cin_g == 1 && cout_g == 1 {
+        depthwise_weight_grad(xs, dy, n, cout, &geometry)
+    } else {
+        gemm_weight_grad(xs, dy, n, cin, cout, groups, &geometry)
+    };
+    tensor(values, [cout, cin_g, kh, kw])
+}
+
+/// Sizes of one convolution.
+struct Geometry {
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    kh: usize,
+    kw: usize,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dilation: [usize; 2],
+}
+
+impl Geometry {
+    /// A 1×1 convolution with stride 1 and no padding: its im2col matrix is the input.
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.stride == [1, 1]
+            && self.pad == [0, 0]
+            && self.ho == self.h
+            && self.wo == self.w
+    }
+
+    /// Output rows per tile: im2col tiles of at most [`COL_TILE_FLOATS`], and at least
+    /// [`MIN_JOBS`] tiles over the batch when the image allows it. Depends on the shapes only,
+    /// never on the thread count, so that results are the same on every machine.
+    fn rows_per_tile(&self, k: usize, n: usize) -> usize {
+        let by_size = COL_TILE_FLOATS / (k * self.wo).max(1);
+        let by_jobs = (n * self.ho).div_ceil(MIN_JOBS);
+        by_size.min(by_jobs).clamp(1, self.ho.max(1))
+    }
+
+    /// Input coordinate of output coordinate `o` for kernel tap `t` along axis `a`, if inside.
+    fn input(&self, a: usize, o: usize, t: usize) -> Option<usize> {
+        let size = if a == 0 { self.h } else { self.w };
+        (o * self.stride[a] + t * self.dilation[a])
+            .checked_sub(self.pad[a])
+            .filter(|&i| i < size)
+    }
+
+    /// Output columns `[lo, hi)` whose input column for kernel column `j` is inside the image.
+    fn valid_cols(&self, j: usize) -> (usize, usize) {
+        let (s, off) = (self.stride[1] as isize, (j * self.dilation[1]) as isize);
+        let off = off - self.pad[1] as isize;
+        // ix = ox·s + off ∈ [0, w)
+        let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
+        let hi = ((self.w as isize - 1 - off).div_euclid(s) + 1).clamp(0, self.wo as isize);
+        let lo = lo.min(hi);
+        (lo as usize, hi as usize)
+    }
+}
+
+/// Fills `col[kk · t + (oy − r0) · wo + ox]` for the `cin_g` channels of `x_img` starting at
+/// `c0`, output rows `[r0, r1)`; `t = (r1 − r0) · wo`.
+fn im2col(
+    x_img: &[f32],
+    c0: usize,
+    cin_g: usize,
+    r0: usize,
+    r1: usize,
+    g: &Geometry,
+    col: &mut [f32],
+) {
+    let t = (r1 - r0) * g.wo;
+    let plane = g.h * g.w;
+    for ci in 0..cin_g {
+        let x_plane = &x_img[(c0 + ci) * plane..][..plane];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let kk = (ci * g.kh + i) * g.kw + j;
+                let row = &mut col[kk * t..][..t];
+                let (lo, hi) = g.valid_cols(j);
+                for oy in r0..r1 {
+                    let out = &mut row[(oy - r0) * g.wo..][..g.wo];
+                    let Some(iy) = g.input(0, oy, i) else {
+                        out.fill(0.0);
+                        continue;
+                    };
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    if lo < hi {
+                        let ix0 = lo * g.stride[1] + j * g.dilation[1] - g.pad[1];
+                        let src = &x_plane[iy * g.w..][..g.w];
+                        if g.stride[1] == 1 {
+                            out[lo..hi].copy_from_slice(&src[ix0..ix0 + hi - lo]);
+                        } else {
+                            for (k, o) in out[lo..hi].iter_mut().enumerate() {
+                                *o = src[ix0 + k * g.stride[1]];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn gemm_weight_grad(
+    xs: &[f32],
+    dy: &[f32],
+    n: usize,
+    cin: usize,
+    cout: usize,
+    groups: usize,
+    g: &Geometry,
+) -> Vec<f32> {
+    let (cin_g, cout_g) = (cin / groups, cout / groups);
+    let k = cin_g * g.kh * g.kw;
+    let rows_per_tile = g.rows_per_tile(k, n);
+    let tiles_per_image = g.ho.div_ceil(rows_per_tile);
+    let len = cout * k;
+    let col_len = if g.is_pointwise() {
+        0
+    } else {
+        k * rows_per_tile * g.wo
+    };
+    let (in_img, out_img) = (cin * g.h * g.w, cout * g.ho * g.wo);
+    let jobs = n * tiles_per_image;
+    let parts = jobs.min(WEIGHT_GRAD_PARTIALS);
+    let partials: Vec<Vec<f32>> = (0..parts)
+        .into_par_iter()
+        .map(|part| {
+            let mut acc = vec![0.0f32; len];
+            let mut col = vec![0.0f32; col_len];
+            for job in part * jobs / parts..(part + 1) * jobs / parts {
+                let (img, tile) = (job / tiles_per_image, job % tiles_per_image);
+                let r0 = tile * rows_per_tile;
+                let r1 = (r0 + rows_per_tile).min(g.ho);
+                let t = (r1 - r0) * g.wo;
+                let x_img = &xs[img * in_img..][..in_img];
+                for group in 0..groups {
+                    let (rhs, rhs_cs) =
+                        col_matrix(x_img, group * cin_g, cin_g, r0, r1, g, &mut col);
+                    let lhs = &dy[img * out_img + (group * cout_g * g.ho + r0) * g.wo..];
+                    let dst = &mut acc[group * cout_g * k..][..cout_g * k];
+                    // SAFETY: dst is cout_g × k with row stride k; lhs is cout_g × t with row
+                    // stride ho·wo inside dy (the last row ends at most at the image's end);
+                    // rhs (colᵀ) is t × k with column stride rhs_cs inside col or x_img.
+                    unsafe {
+                        gemm::gemm(
+                            cout_g,
+                            k,
+                            t,
+                            dst.as_mut_ptr(),
+                            1,
+                            k as isize,
+                            true,
+                            lhs.as_ptr(),
+                            1,
+                            (g.ho * g.wo) as isize,
+                            rhs,
+                            rhs_cs as isize,
+                            1,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut partials = partials.into_iter();
+    let mut total = partials.next().unwrap_or_else(|| vec![0.0f32; len]);
+    for p in partials {
+        total.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    }
+    total
+}
+
+fn depthwise_weight_grad(xs: &[f32], dy: &[f32], n: usize, c: usize, g: &Geometry) -> Vec<f32> {
+    let (plane_in, plane_out) = (g.h * g.w, g.ho * g.wo);
+    (0..c)
+        .into_par_iter()
+        .flat_map_iter(|ch| {
+            let mut taps = vec![0.0f32; g.kh * g.kw];
+            for img in 0..n {
+                let x_plane = &xs[(img * c + ch) * plane_in..][..plane_in];
+                let dy_plane = &dy[(img * c + ch) * plane_out..][..plane_out];
+                for i in 0..g.kh {
+                    for j in 0..g.kw {
+                        let (lo, hi) = g.valid_cols(j);
+                        if lo >= hi {
+                            continue;
+                        }
+                        let ix0 = lo * g.stride[1] + j * g.dilation[1] - g.pad[1];
+                        let mut total = 0.0f32;
+                        for oy in 0..g.ho {
+                            let Some(iy) = g.input(0, oy, i) else {
+                                continue;
+                            };
+                            let d = &dy_plane[oy * g.wo + lo..oy * g.wo + hi];
+                            let src = &x_plane[iy * g.w..][..g.w];
+                            total += if g.stride[1] == 1 {
+                                dot(d, &src[ix0..ix0 + hi - lo])
+                            } else {
+                                d.iter()
+                                    .enumerate()
+                                    .map(|(k, v)| v * src[ix0 + k * g.stride[1]])
+                                    .sum()
+                            };
+                        }
+                        taps[i * g.kw + j] += total;
+                    }
+                }
+            }
+            taps
+        })
+        .collect()
+}
+
+/// Dot product with eight partial sums, so that the compiler vectorises it.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Sum with eight partial sums (vectorised).
+fn sum(a: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = a.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for x in chunks {
+        for l in 0..8 {
+            acc[l] += x[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}

@@ -1,0 +1,17 @@
+//! Tensor operations with CPU kernels of our own where burn's `flex` backend is slow.
+//!
+//! Each function here computes exactly what the burn operation of the same name computes, on
+//! every device. On the pure-Rust CPU device with autodiff (training on `flex`) it runs as one
+//! autodiff operation whose backward pass uses the kernels of this module instead of the
+//! backend's defaults; everywhere else (inference, GPU devices, other dtypes) it is the burn
+//! operation. docs/performance.md measures the difference.
+//!
+//! Why hand-written: burn 0.22.1 computes a convolution's weight gradient as a convolution of
+//! the transposed input with the transposed output gradient (a kernel as large as the image,
+//! run through im2col), five times slower than the forward pass on this CPU, and there is no
+//! crate that supplies convolution gradients for burn's tensors; the kernels below are im2col
+//! tiles fed to the `gemm` crate that flex itself uses.
+
+mod conv;
+
+pub use conv::{conv2d, conv2d_module};

@@ -1,0 +1,245 @@
+//! `ds2f::ops::conv2d` against burn's own convolution: same output and the same gradients for
+//! the input, the weight and the bias, over the geometries the models use (3×3, 1×1, dilated,
+//! grouped, depthwise) and the ones they might (strides, odd sizes, asymmetric kernels).
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2dConfig;
+use burn::tensor::module::conv2d as burn_conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Distribution, Tensor};
+use ds2f::ops;
+
+/// One case: input [n, cin, h, w], weight [cout, cin/groups, kh, kw].
+struct Case {
+    n: usize,
+    cin: usize,
+    cout: usize,
+    hw: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+    bias: bool,
+}
+
+fn max_rel_err(a: Tensor<4>, b: Tensor<4>) -> f32 {
+    let scale = b.clone().abs().max().into_scalar::<f32>().max(1e-3);
+    (a - b).abs().max().into_scalar::<f32>() / scale
+}
+
+fn check(case: Case) {
+    let device = Device::flex().autodiff();
+    device.seed(7);
+    let [h, w] = case.hw;
+    let x = Tensor::<4>::random(
+        [case.n, case.cin, h, w],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let weight = Tensor::<4>::random(
+        [
+            case.cout,
+            case.cin / case.groups,
+            case.kernel[0],
+            case.kernel[1],
+        ],
+        Distribution::Normal(0.0, 0.5),
+        &device,
+    );
+    let bias = case
+        .bias
+        .then(|| Tensor::<1>::random([case.cout], Distribution::Normal(0.0, 1.0), &device));
+    let options = ConvOptions::new(case.stride, case.padding, case.dilation, case.groups);
+    let mut results = Vec::new();
+    for ours in [true, false] {
+        let x = x.clone().detach().require_grad();
+        let weight = weight.clone().detach().require_grad();
+        let bias = bias.clone().map(|b| b.detach().require_grad());
+        let out = if ours {
+            ops::conv2d(x.clone(), weight.clone(), bias.clone(), options.clone())
+        } else {
+            burn_conv2d(x.clone(), weight.clone(), bias.clone(), options.clone())
+        };
+        // A non-uniform upstream gradient (the same for both), so that every output position
+        // counts differently.
+        device.seed(11);
+        let upstream = Tensor::<4>::random(out.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let grads = (out.clone() * upstream).sum().backward();
+        let gx = x.grad(&grads).expect("input gradient");
+        let gw = weight.grad(&grads).expect("weight gradient");
+        let gb = bias.map(|b| b.grad(&grads).expect("bias gradient"));
+        results.push((out.inner(), gx, gw, gb));
+    }
+    let (ours, theirs) = (results.remove(0), results.remove(0));
+    assert_eq!(ours.0.dims(), theirs.0.dims());
+    assert!(max_rel_err(ours.0, theirs.0) < 1e-5, "output");
+    assert!(max_rel_err(ours.1, theirs.1) < 1e-4, "input gradient");
+    assert!(max_rel_err(ours.2, theirs.2) < 1e-4, "weight gradient");
+    if let (Some(a), Some(b)) = (ours.3, theirs.3) {
+        let err =
+            (a - b.clone()).abs().max().into_scalar::<f32>() / b.abs().max().into_scalar::<f32>();
+        assert!(err < 1e-4, "bias gradient {err}");
+    }
+}
+
+fn case(cin: usize, cout: usize, kernel: usize, padding: usize) -> Case {
+    Case {
+        n: 2,
+        cin,
+        cout,
+        hw: [13, 17],
+        kernel: [kernel, kernel],
+        stride: [1, 1],
+        padding: [padding, padding],
+        dilation: [1, 1],
+        groups: 1,
+        bias: true,
+    }
+}
+
+#[test]
+fn conv3x3_same_padding_with_and_without_bias() {
+    check(case(5, 7, 3, 1));
+    check(Case {
+        bias: false,
+        ..case(8, 4, 3, 1)
+    });
+}
+
+#[test]
+fn conv1x1_and_valid_padding() {
+    check(case(6, 3, 1, 0));
+    check(case(3, 5, 3, 0));
+}
+
+#[test]
+fn dilated_and_asymmetric_kernels() {
+    check(Case {
+        dilation: [2, 3],
+        padding: [2, 3],
+        ..case(4, 4, 3, 0)
+    });
+    check(Case {
+        kernel: [1, 3],
+        padding: [0, 1],
+        ..case(3, 6, 1, 0)
+    });
+}
+
+#[test]
+fn grouped_and_depthwise() {
+    check(Case {
+        groups: 4,
+        ..case(8, 12, 3, 1)
+    });
+    // Depthwise, as in MS-Conv and SSIM.
+    check(Case {
+        groups: 6,
+        dilation: [2, 2],
+        padding: [2, 2],
+        ..case(6, 6, 3, 0)
+    });
+    // Depthwise with a channel multiplier goes through the gemm path.
+    check(Case {
+        groups: 3,
+        ..case(3, 6, 3, 1)
+    });
+}
+
+#[test]
+fn strided_and_single_image() {
+    check(Case {
+        stride: [2, 2],
+        ..case(4, 6, 3, 1)
+    });
+    check(Case {
+        stride: [2, 1],
+        groups: 4,
+        ..case(4, 4, 3, 1)
+    });
+    check(Case {
+        n: 1,
+        hw: [40, 9],
+        ..case(3, 2, 5, 2)
+    });
+}
+
+#[test]
+fn large_input_spans_several_tiles() {
+    // K = 64·9 = 576 → 1 MiFloat tiles of 24 rows at width 75: several tiles per image.
+    check(Case {
+        hw: [70, 75],
+        ..case(64, 8, 3, 1)
+    });
+}
+
+#[test]
+fn module_wrapper_equals_conv2d_forward() {
+    let device = Device::flex().autodiff();
+    device.seed(3);
+    let conv = Conv2dConfig::new([3, 5], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 2, 1, 2))
+        .init(&device);
+    let x = Tensor::<4>::random([1, 3, 9, 8], Distribution::Normal(0.0, 1.0), &device);
+    let ours = ops::conv2d_module(&conv, x.clone());
+    let theirs = conv.forward(x);
+    assert_eq!(ours.dims(), [1, 5, 9, 10]);
+    assert!(max_rel_err(ours, theirs) < 1e-6);
+    // Inference (no autodiff) takes burn's path and gives the same numbers.
+    let plain = Device::flex();
+    let conv = Conv2dConfig::new([3, 5], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 2, 1, 2))
+        .init(&plain);
+    let x = Tensor::<4>::random([1, 3, 9, 8], Distribution::Normal(0.0, 1.0), &plain);
+    assert!(max_rel_err(ops::conv2d_module(&conv, x.clone()), conv.forward(x)) < 1e-6);
+}
+
+#[test]
+fn gradients_do_not_depend_on_the_thread_count() {
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool");
+        pool.install(|| {
+            let device = Device::flex().autodiff();
+            device.seed(5);
+            let x = Tensor::<4>::random([3, 16, 37, 29], Distribution::Normal(0.0, 1.0), &device)
+                .require_grad();
+            let w = Tensor::<4>::random([8, 16, 3, 3], Distribution::Normal(0.0, 1.0), &device)
+                .require_grad();
+            let out = ops::conv2d(
+                x.clone(),
+                w.clone(),
+                None,
+                ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+            );
+            let grads = (out.clone() * out).sum().backward();
+            let gw: Vec<f32> = w
+                .grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let gx: Vec<f32> = x
+                .grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            (gw, gx)
+        })
+    };
+    let one = run(1);
+    for threads in [2, 3] {
+        let other = run(threads);
+        assert!(
+            one.0 == other.0,
+            "weight gradient differs with {threads} threads"
+        );
+        assert!(
+            one.1 == other.1,
+            "input gradient differs with {threads} threads"
+        );
+    }
+}
