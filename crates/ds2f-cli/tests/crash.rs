@@ -114,8 +114,20 @@ fn sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run() {
         .collect();
     // A temp file can remain only if the kill hit a write; it is never read.
     assert!(leftovers.len() <= 1, "{leftovers:?}");
+    // One more, as a kill inside a checkpoint write leaves it (the killed pid is dead now);
+    // `--resume` removes such leftovers.
+    let planted = killed
+        .join("checkpoints")
+        .join(format!(".last.ckpt.tmp-{}-7", child.id()));
+    std::fs::write(&planted, b"half a checkpoint").unwrap();
 
     finish(train(&config, &killed, true));
+    let leftovers: Vec<_> = std::fs::read_dir(killed.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "not cleaned on resume: {leftovers:?}");
     assert_eq!(metrics(&straight), metrics(&killed));
     // The same final weights (the files themselves differ: parameter ids are per process).
     let config = ExperimentConfig::load(&config, &[]).unwrap();

@@ -474,10 +474,70 @@ pub fn write_atomic_with(
     Ok(())
 }
 
+/// Removes the temporary files [`write_atomic_with`] left in `dir` when a process was killed
+/// mid-write (`.<name>.tmp-<pid>-<n>`), where that process no longer runs; returns what it
+/// removed. A temporary file of a living process (another `ds2f` writing into the same folder)
+/// is left alone; where `/proc` is absent, only this process's own leftovers would qualify, and
+/// there are none, so nothing is removed.
+pub fn remove_stale_temps(dir: &Path) -> Result<Vec<PathBuf>> {
+    let io = |error| DataError::Io {
+        path: dir.to_path_buf(),
+        error,
+    };
+    let proc_fs = Path::new("/proc/self").exists();
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(pid) = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once(".tmp-"))
+            .and_then(|(_, tail)| tail.split_once('-'))
+            .and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u32>().ok()))
+        else {
+            continue;
+        };
+        let alive = pid == std::process::id()
+            || !proc_fs
+            || Path::new("/proc").join(pid.to_string()).exists();
+        if !alive && path.is_file() {
+            fs::remove_file(&path).map_err(|error| DataError::Io {
+                path: path.clone(),
+                error,
+            })?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use image::{ImageFormat, Luma, Rgb, Rgba};
+
+    #[test]
+    fn stale_temporary_files_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // Linux pids stay below 2^22, so this one cannot be running.
+        let dead = dir.path().join(".last.ckpt.tmp-999999999-3");
+        let own = dir
+            .path()
+            .join(format!(".metrics.csv.tmp-{}-0", std::process::id()));
+        let keep = [
+            dir.path().join("last.ckpt"),
+            dir.path().join(".hidden.tmp-x"),
+        ];
+        for p in [&dead, &own].into_iter().chain(&keep) {
+            fs::write(p, b"x").unwrap();
+        }
+        let removed = remove_stale_temps(dir.path()).unwrap();
+        assert_eq!(removed, vec![dead.clone()]);
+        assert!(!dead.exists());
+        assert!(own.exists() && keep.iter().all(|p| p.exists()));
+    }
 
     macro_rules! shared {
         ($rel:literal) => {

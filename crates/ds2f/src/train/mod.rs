@@ -180,6 +180,12 @@ pub fn train(
     let mut model: DualStream;
     let mut optim = optimizer(config);
     if resume {
+        // Temporary files of a write the crash interrupted (the real files are intact).
+        for dir in [run_dir.to_path_buf(), run_dir.join("checkpoints")] {
+            if dir.is_dir() {
+                ds2f_data::io::remove_stale_temps(&dir)?;
+            }
+        }
         let path = run.last_checkpoint();
         let ckpt = Checkpoint::load(&path)?;
         ad_device.seed(config.train.seed);
