@@ -50,6 +50,10 @@ fn check(case: Case) {
         .bias
         .then(|| Tensor::<1>::random([case.cout], Distribution::Normal(0.0, 1.0), &device));
     let options = ConvOptions::new(case.stride, case.padding, case.dilation, case.groups);
+    // A non-uniform upstream gradient (the same for both), so that every output position counts
+    // differently. Drawn once: tests run in parallel and share burn's seeded generator.
+    let out_dims = burn_conv2d(x.clone(), weight.clone(), bias.clone(), options.clone()).dims();
+    let upstream = Tensor::<4>::random(out_dims, Distribution::Normal(0.0, 1.0), &device);
     let mut results = Vec::new();
     for ours in [true, false] {
         let x = x.clone().detach().require_grad();
@@ -60,11 +64,7 @@ fn check(case: Case) {
         } else {
             burn_conv2d(x.clone(), weight.clone(), bias.clone(), options.clone())
         };
-        // A non-uniform upstream gradient (the same for both), so that every output position
-        // counts differently.
-        device.seed(11);
-        let upstream = Tensor::<4>::random(out.dims(), Distribution::Normal(0.0, 1.0), &device);
-        let grads = (out.clone() * upstream).sum().backward();
+        let grads = (out.clone() * upstream.clone()).sum().backward();
         let gx = x.grad(&grads).expect("input gradient");
         let gw = weight.grad(&grads).expect("weight gradient");
         let gb = bias.map(|b| b.grad(&grads).expect("bias gradient"));
@@ -203,11 +203,14 @@ fn gradients_do_not_depend_on_the_thread_count() {
             .expect("a thread pool");
         pool.install(|| {
             let device = Device::flex().autodiff();
-            device.seed(5);
-            let x = Tensor::<4>::random([3, 16, 37, 29], Distribution::Normal(0.0, 1.0), &device)
-                .require_grad();
-            let w = Tensor::<4>::random([8, 16, 3, 3], Distribution::Normal(0.0, 1.0), &device)
-                .require_grad();
+            // Fixed values, not the seeded generator (shared with tests running in parallel).
+            let values = |shape: [usize; 4], k: f32| {
+                let n: usize = shape.iter().product();
+                let v: Vec<f32> = (0..n).map(|i| (i as f32 * k).sin()).collect();
+                Tensor::<4>::from_data(burn::tensor::TensorData::new(v, shape), &device)
+            };
+            let x = values([3, 16, 37, 29], 0.37).require_grad();
+            let w = values([8, 16, 3, 3], 1.13).require_grad();
             let out = ops::conv2d(
                 x.clone(),
                 w.clone(),
@@ -242,4 +245,53 @@ fn gradients_do_not_depend_on_the_thread_count() {
             "input gradient differs with {threads} threads"
         );
     }
+}
+
+/// `ops::batch_norm_module` against burn's `BatchNorm::forward` in training mode: output,
+/// gradients of the input, gamma and beta, and the running statistics afterwards.
+#[test]
+fn batch_norm_training_equals_burn() {
+    use burn::nn::BatchNormConfig;
+    let device = Device::flex().autodiff();
+    device.seed(9);
+    // Two separate layers with the same non-trivial affine parameters (clones would share
+    // their running statistics).
+    let gamma = Tensor::<1>::random([6], Distribution::Normal(1.0, 0.3), &device);
+    let beta = Tensor::<1>::random([6], Distribution::Normal(0.0, 0.5), &device);
+    let layer = || {
+        let mut bn = BatchNormConfig::new(6).init(&device);
+        bn.gamma = burn::module::Param::from_tensor(gamma.clone().detach());
+        bn.beta = burn::module::Param::from_tensor(beta.clone().detach());
+        bn
+    };
+    let x = Tensor::<4>::random([3, 6, 7, 5], Distribution::Normal(0.5, 2.0), &device);
+    let upstream = Tensor::<4>::random([3, 6, 7, 5], Distribution::Normal(0.0, 1.0), &device);
+    let mut results = Vec::new();
+    for ours in [true, false] {
+        let layer = layer();
+        let x = x.clone().detach().require_grad();
+        let out = if ours {
+            ds2f::ops::batch_norm_module(&layer, x.clone())
+        } else {
+            layer.forward(x.clone())
+        };
+        let grads = (out.clone() * upstream.clone()).sum().backward();
+        let gx = x.grad(&grads).expect("input gradient");
+        let gg = layer.gamma.grad(&grads).expect("gamma gradient");
+        let gb = layer.beta.grad(&grads).expect("beta gradient");
+        let rm = layer.running_mean.value();
+        let rv = layer.running_var.value();
+        results.push((out.inner(), gx, gg, gb, rm, rv));
+    }
+    let (a, b) = (results.remove(0), results.remove(0));
+    assert!(max_rel_err(a.0, b.0) < 1e-5, "output");
+    assert!(max_rel_err(a.1, b.1) < 1e-4, "input gradient");
+    let close1 = |p: Tensor<1>, q: Tensor<1>| {
+        let scale = q.clone().abs().max().into_scalar::<f32>().max(1e-3);
+        (p - q).abs().max().into_scalar::<f32>() / scale
+    };
+    assert!(close1(a.2, b.2) < 1e-4, "gamma gradient");
+    assert!(close1(a.3, b.3) < 1e-4, "beta gradient");
+    assert!(close1(a.4.inner(), b.4.inner()) < 1e-5, "running mean");
+    assert!(close1(a.5.inner(), b.5.inner()) < 1e-5, "running variance");
 }

@@ -50,7 +50,10 @@ impl ConvBnRelu {
     /// - `x`: `[batch, in_channels, h, w]`
     /// - output: `[batch, out_channels, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(crate::ops::conv2d_module(&self.conv, x)))
+        relu(crate::ops::batch_norm_module(
+            &self.bn,
+            crate::ops::conv2d_module(&self.conv, x),
+        ))
     }
 }
 
@@ -90,8 +93,14 @@ impl DoubleConv {
     /// - `x`: `[batch, in, h, w]`
     /// - output: `[batch, out, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(crate::ops::conv2d_module(&self.conv1, x))); // [batch, out, h, w]
-        relu(self.bn2.forward(crate::ops::conv2d_module(&self.conv2, x))) // [batch, out, h, w]
+        let x = relu(crate::ops::batch_norm_module(
+            &self.bn1,
+            crate::ops::conv2d_module(&self.conv1, x),
+        )); // [batch, out, h, w]
+        relu(crate::ops::batch_norm_module(
+            &self.bn2,
+            crate::ops::conv2d_module(&self.conv2, x),
+        )) // [batch, out, h, w]
     }
 }
 

@@ -107,7 +107,7 @@ pub fn conv2d(
 }
 
 /// Which of our paths an input takes.
-enum Route {
+pub(super) enum Route {
     /// `flex` with autodiff and no gradient checkpointing: our autodiff operation.
     Autodiff,
     /// `flex` without autodiff (inference): our forward kernel.
@@ -115,7 +115,7 @@ enum Route {
 }
 
 /// Our path for an f32 tensor on the `flex` device, `None` for every other tensor.
-fn flex_route(x: &Tensor<4>) -> Option<Route> {
+pub(super) fn flex_route(x: &Tensor<4>) -> Option<Route> {
     if x.dtype() != DType::F32 {
         return None;
     }

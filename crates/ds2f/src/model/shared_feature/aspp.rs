@@ -49,7 +49,10 @@ impl AsppBranch {
     /// - `x`: `[n, c_in, h, w]`
     /// - output: `[n, c_out, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(crate::ops::conv2d_module(&self.conv, x)))
+        relu(crate::ops::batch_norm_module(
+            &self.bn,
+            crate::ops::conv2d_module(&self.conv, x),
+        ))
     }
 }
 
@@ -114,6 +117,6 @@ impl Aspp {
         let b = pooled.dims()[1];
         outs.push(pooled.expand([n, b, h, w])); // [n, b, h, w]
         let net = self.project.forward(Tensor::cat(outs, 1)); // [n, c_out, h, w]
-        relu(self.project_bn.forward(net)) // [n, c_out, h, w]
+        relu(crate::ops::batch_norm_module(&self.project_bn, net)) // [n, c_out, h, w]
     }
 }

@@ -60,7 +60,7 @@ impl Ssc {
             .zip(&self.conv)
             .map(|(s, c)| crate::ops::conv2d_module(c, s))
             .collect();
-        relu(self.bn.forward(Tensor::cat(outs, 1)) + x) // [n, c, h, w]
+        relu(crate::ops::batch_norm_module(&self.bn, Tensor::cat(outs, 1)) + x) // [n, c, h, w]
     }
 }
 

@@ -104,6 +104,6 @@ impl MsConv {
             .map(|(s, op)| op.forward(s))
             .collect();
         let net = Tensor::cat(outs, 1); // [n, c, h, w]
-        gelu(self.norm.forward(net)) // [n, c, h, w]
+        gelu(crate::ops::batch_norm_module(&self.norm, net)) // [n, c, h, w]
     }
 }

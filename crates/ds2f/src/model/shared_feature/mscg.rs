@@ -177,7 +177,7 @@ impl Mscg {
         let fusion = Tensor::cat(vec![f_sr.clone(), f_seg.clone()], 1); // [n, c_sr + c_seg, h, w]
         let fusion = crate::ops::conv2d_module(&self.fusion_conv, fusion); // [n, hidden, h, w]
         let fusion = match &self.fusion_bn {
-            Some(bn) => gelu(bn.forward(fusion)),
+            Some(bn) => gelu(crate::ops::batch_norm_module(bn, fusion)),
             None => fusion,
         };
         let fusion = self.gate.forward(fusion); // [n, hidden, h, w]

@@ -1,0 +1,193 @@
+//! Batch normalisation in training mode as one pass for the statistics, one for the output, and
+//! two for the backward, on the `flex` CPU backend: burn 0.22.1 composes it from about ten
+//! element-wise passes forward (with transposed copies for the per-channel means) and fifteen
+//! backward. Same numbers as burn's (two-pass mean and biased variance; running statistics
+//! updated the same way); every other case is [`BatchNorm::forward`].
+use burn::backend::{Autodiff, Flex, TensorMetadata};
+use burn::nn::BatchNorm;
+use burn::tensor::{Bytes, DType, Shape, Tensor};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_flex::{FlexTensor, Layout};
+use rayon::prelude::*;
+
+use super::conv::{Route, flex_route};
+
+/// [`BatchNorm::forward`] for a 4-D input, with our kernels when training on `flex` in f32.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]`
+/// - output: the same
+pub fn batch_norm_module(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let ours = matches!(flex_route(&x), Some(Route::Autodiff))
+        && bn.training.is_enabled()
+        && bn.gamma.val().dtype() == DType::F32;
+    if !ours {
+        return bn.forward(x);
+    }
+    let gamma = bn
+        .gamma
+        .val()
+        .try_into_primitive::<Autodiff<Flex>>()
+        .expect("gamma lives on the input's device");
+    let beta = bn
+        .beta
+        .val()
+        .try_into_primitive::<Autodiff<Flex>>()
+        .expect("beta lives on the input's device");
+    let x = x
+        .try_into_primitive::<Autodiff<Flex>>()
+        .expect("checked: an autodiff flex tensor");
+    let (out, mean, variance) = train_autodiff(x, gamma, beta, bn.epsilon);
+    let device = bn.gamma.val().device();
+    let channels = mean.len();
+    let stat =
+        |v: Vec<f32>| Tensor::<1>::from_data(burn::tensor::TensorData::new(v, [channels]), &device);
+    // The running statistics exactly as burn's `forward_train` updates them.
+    let m = bn.momentum;
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    let running_mean = running_mean
+        .mul_scalar(1.0 - m)
+        .add(stat(mean).mul_scalar(m));
+    let running_var = running_var
+        .mul_scalar(1.0 - m)
+        .add(stat(variance).mul_scalar(m));
+    bn.running_mean.update(running_mean.detach());
+    bn.running_var.update(running_var.detach());
+    Tensor::from_primitive::<Autodiff<Flex>>(out)
+}
+
+type AdTensor = <Autodiff<Flex> as burn::backend::BackendTypes>::FloatTensorPrimitive;
+
+/// Per-channel statistics of a contiguous NCHW buffer: mean and biased variance, two passes.
+fn statistics(x: &[f32], n: usize, c: usize, plane: usize) -> (Vec<f32>, Vec<f32>) {
+    let count = (n * plane) as f64;
+    (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let planes = || (0..n).map(move |i| &x[(i * c + ch) * plane..][..plane]);
+            let mean = planes()
+                .map(|p| p.iter().map(|&v| v as f64).sum::<f64>())
+                .sum::<f64>()
+                / count;
+            let var = planes()
+                .map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>())
+                .sum::<f64>()
+                / count;
+            (mean as f32, var as f32)
+        })
+        .unzip()
+}
+
+/// The forward kernel and its autodiff node: returns the output and the batch statistics.
+fn train_autodiff(
+    x: AdTensor,
+    gamma: AdTensor,
+    beta: AdTensor,
+    epsilon: f64,
+) -> (AdTensor, Vec<f32>, Vec<f32>) {
+    #[derive(Debug)]
+    struct BatchNormBackward;
+    /// Input, gamma, per-channel mean and 1/σ.
+    type State = (FlexTensor, FlexTensor, Vec<f32>, Vec<f32>);
+
+    impl Backward<Flex, 3> for BatchNormBackward {
+        type State = State;
+        fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node_x, node_gamma, node_beta] = ops.parents;
+            let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+            let (x, gamma, mean, inv_std) = ops.state;
+            let [n, c, h, w] = x.shape().dims();
+            let plane = h * w;
+            let xs = x.as_slice::<f32>().expect("contiguous");
+            let dy = grad.as_slice::<f32>().expect("contiguous");
+            let g = gamma.to_contiguous();
+            let g = g.as_slice::<f32>().expect("contiguous");
+            // Σ dy and Σ dy·x̂ per channel.
+            let (sum_dy, sum_dy_xhat): (Vec<f32>, Vec<f32>) = (0..c)
+                .into_par_iter()
+                .map(|ch| {
+                    let (mut a, mut b) = (0.0f64, 0.0f64);
+                    for i in 0..n {
+                        let off = (i * c + ch) * plane;
+                        for (&d, &v) in dy[off..off + plane].iter().zip(&xs[off..off + plane]) {
+                            a += d as f64;
+                            b += (d * (v - mean[ch]) * inv_std[ch]) as f64;
+                        }
+                    }
+                    (a as f32, b as f32)
+                })
+                .unzip();
+            if let Some(node) = node_x {
+                let count = (n * plane) as f32;
+                let mut dx = vec![0.0f32; xs.len()];
+                dx.par_chunks_mut(plane).enumerate().for_each(|(idx, out)| {
+                    let ch = idx % c;
+                    let off = idx * plane;
+                    let scale = g[ch] * inv_std[ch];
+                    let (mdy, mdyx) = (sum_dy[ch] / count, sum_dy_xhat[ch] / count);
+                    for ((o, &d), &v) in out
+                        .iter_mut()
+                        .zip(&dy[off..off + plane])
+                        .zip(&xs[off..off + plane])
+                    {
+                        let xhat = (v - mean[ch]) * inv_std[ch];
+                        *o = scale * (d - mdy - xhat * mdyx);
+                    }
+                });
+                grads.register::<Flex>(node.id, tensor(dx, vec![n, c, h, w]));
+            }
+            if let Some(node) = node_gamma {
+                grads.register::<Flex>(node.id, tensor(sum_dy_xhat, vec![c]));
+            }
+            if let Some(node) = node_beta {
+                grads.register::<Flex>(node.id, tensor(sum_dy, vec![c]));
+            }
+        }
+    }
+
+    let prep = BatchNormBackward
+        .prepare::<NoCheckpointing>([x.node(), gamma.node(), beta.node()])
+        .compute_bound()
+        .stateful();
+    let xp = x.into_primitive().to_contiguous();
+    let gp = gamma.into_primitive().to_contiguous();
+    let bp = beta.into_primitive().to_contiguous();
+    let [n, c, h, w] = xp.shape().dims();
+    let plane = h * w;
+    let xs = xp.as_slice::<f32>().expect("contiguous");
+    let (mean, variance) = statistics(xs, n, c, plane);
+    let inv_std: Vec<f32> = variance
+        .iter()
+        .map(|&v| 1.0 / (v as f64 + epsilon).sqrt() as f32)
+        .collect();
+    let (g, b) = (
+        gp.as_slice::<f32>().expect("contiguous"),
+        bp.as_slice::<f32>().expect("contiguous"),
+    );
+    let mut out = vec![0.0f32; xs.len()];
+    out.par_chunks_mut(plane).enumerate().for_each(|(idx, o)| {
+        let ch = idx % c;
+        let (m, s) = (mean[ch], inv_std[ch] * g[ch]);
+        for (y, &v) in o.iter_mut().zip(&xs[idx * plane..][..plane]) {
+            *y = (v - m) * s + b[ch];
+        }
+    });
+    let out = tensor(out, vec![n, c, h, w]);
+    let out = match prep {
+        OpsKind::Tracked(prep) => prep.finish((xp, gp, mean.clone(), inv_std), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    (out, mean, variance)
+}
+
+fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(Shape::from(shape)),
+        DType::F32,
+    )
+}
