@@ -5,15 +5,16 @@
 //! updated the same way); every other case is [`BatchNorm::forward`].
 use burn::backend::{Autodiff, Flex, TensorMetadata};
 use burn::nn::BatchNorm;
-use burn::tensor::{Bytes, DType, Shape, Tensor};
+use burn::tensor::{DType, Tensor};
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
-use burn_flex::{FlexTensor, Layout};
+use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use super::conv::{Route, flex_route};
+use super::{f32_data, f32_tensor as tensor};
 
 /// [`BatchNorm::forward`] for a 4-D input, with our kernels when training on `flex` in f32.
 ///
@@ -21,15 +22,15 @@ use super::conv::{Route, flex_route};
 /// - `x`: `[batch, channels, height, width]`
 /// - output: the same
 pub fn batch_norm_module(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let gamma = bn.gamma.val();
     let ours = matches!(flex_route(&x), Some(Route::Autodiff))
         && bn.training.is_enabled()
-        && bn.gamma.val().dtype() == DType::F32;
+        && gamma.dtype() == DType::F32;
     if !ours {
         return bn.forward(x);
     }
-    let gamma = bn
-        .gamma
-        .val()
+    let device = gamma.device();
+    let gamma = gamma
         .try_into_primitive::<Autodiff<Flex>>()
         .expect("gamma lives on the input's device");
     let beta = bn
@@ -41,7 +42,6 @@ pub fn batch_norm_module(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
         .try_into_primitive::<Autodiff<Flex>>()
         .expect("checked: an autodiff flex tensor");
     let (out, mean, variance) = train_autodiff(x, gamma, beta, bn.epsilon);
-    let device = bn.gamma.val().device();
     let channels = mean.len();
     let stat =
         |v: Vec<f32>| Tensor::<1>::from_data(burn::tensor::TensorData::new(v, [channels]), &device);
@@ -102,10 +102,9 @@ fn train_autodiff(
             let (x, gamma, mean, inv_std) = ops.state;
             let [n, c, h, w] = x.shape().dims();
             let plane = h * w;
-            let xs = x.as_slice::<f32>().expect("contiguous");
-            let dy = grad.as_slice::<f32>().expect("contiguous");
-            let g = gamma.to_contiguous();
-            let g = g.as_slice::<f32>().expect("contiguous");
+            let xs = f32_data(&x);
+            let dy = f32_data(&grad);
+            let g = f32_data(&gamma); // stored contiguous by the forward
             // Σ dy and Σ dy·x̂ per channel.
             let (sum_dy, sum_dy_xhat): (Vec<f32>, Vec<f32>) = (0..c)
                 .into_par_iter()
@@ -138,13 +137,13 @@ fn train_autodiff(
                         *o = scale * (d - mdy - xhat * mdyx);
                     }
                 });
-                grads.register::<Flex>(node.id, tensor(dx, vec![n, c, h, w]));
+                grads.register::<Flex>(node.id, tensor(dx, [n, c, h, w]));
             }
             if let Some(node) = node_gamma {
-                grads.register::<Flex>(node.id, tensor(sum_dy_xhat, vec![c]));
+                grads.register::<Flex>(node.id, tensor(sum_dy_xhat, [c]));
             }
             if let Some(node) = node_beta {
-                grads.register::<Flex>(node.id, tensor(sum_dy, vec![c]));
+                grads.register::<Flex>(node.id, tensor(sum_dy, [c]));
             }
         }
     }
@@ -158,16 +157,13 @@ fn train_autodiff(
     let bp = beta.into_primitive().to_contiguous();
     let [n, c, h, w] = xp.shape().dims();
     let plane = h * w;
-    let xs = xp.as_slice::<f32>().expect("contiguous");
+    let xs = f32_data(&xp);
     let (mean, variance) = statistics(xs, n, c, plane);
     let inv_std: Vec<f32> = variance
         .iter()
         .map(|&v| 1.0 / (v as f64 + epsilon).sqrt() as f32)
         .collect();
-    let (g, b) = (
-        gp.as_slice::<f32>().expect("contiguous"),
-        bp.as_slice::<f32>().expect("contiguous"),
-    );
+    let (g, b) = (f32_data(&gp), f32_data(&bp));
     let mut out = vec![0.0f32; xs.len()];
     out.par_chunks_mut(plane).enumerate().for_each(|(idx, o)| {
         let ch = idx % c;
@@ -176,18 +172,10 @@ fn train_autodiff(
             *y = (v - m) * s + b[ch];
         }
     });
-    let out = tensor(out, vec![n, c, h, w]);
+    let out = tensor(out, [n, c, h, w]);
     let out = match prep {
         OpsKind::Tracked(prep) => prep.finish((xp, gp, mean.clone(), inv_std), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
     (out, mean, variance)
-}
-
-fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::new(
-        Bytes::from_elems(values),
-        Layout::contiguous(Shape::from(shape)),
-        DType::F32,
-    )
 }

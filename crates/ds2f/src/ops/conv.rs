@@ -1,28 +1,31 @@
-//! 2-D convolution whose backward pass on the `flex` CPU backend uses our kernels:
+//! 2-D convolution on the `flex` CPU backend with our kernels:
 //!
-//! - weight gradient: for each tile of output rows, an im2col tile of the input (at most
-//!   [`COL_TILE_FLOATS`] floats) and one `gemm` `dW[Cout, Cin·kh·kw] += dY[Cout, T] · colᵀ[T, K]`,
-//!   the tiles spread over the rayon pool with one accumulator per worker; depthwise
-//!   convolutions use a direct kernel (a gemm with one row is all overhead);
+//! - forward: for each tile of output rows, an im2col tile of the input (at most
+//!   [`COL_TILE_FLOATS`] floats) and one `gemm` `Y[Cout, T] = W[Cout, K] · col[K, T]` straight
+//!   into the NCHW output; depthwise convolutions keep flex's direct kernel;
+//! - weight gradient: the same tiles and `dW[Cout, K] += dY[Cout, T] · colᵀ[T, K]`, summed in
+//!   [`WEIGHT_GRAD_PARTIALS`] fixed runs; depthwise convolutions use a direct kernel (a gemm
+//!   with one row is all overhead);
 //! - input gradient: for stride 1, the forward convolution of `dY` with the flipped, transposed
-//!   weights (flex's fast forward path, im2col or depthwise); other strides keep burn's
-//!   transposed convolution;
+//!   weights; other strides keep burn's transposed convolution;
 //! - bias gradient: a per-channel sum.
 //!
-//! The forward pass is flex's own. See the module docs of [`crate::ops`] for why.
+//! See the module docs of [`crate::ops`] for why.
 use burn::backend::TensorMetadata;
 use burn::backend::ops::ModuleOps;
 use burn::backend::{Autodiff, DispatchDevice, Flex, GradientCheckpointingStrategy};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Bytes, DType, Shape, Tensor};
+use burn::tensor::{DType, Shape, Tensor};
 use burn_autodiff::NodeId;
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
-use burn_flex::{FlexTensor, Layout};
+use burn_flex::FlexTensor;
+
+use super::{f32_data as data, f32_tensor as tensor};
 use rayon::prelude::*;
 
 /// Largest im2col tile of the weight-gradient kernel, in floats (4 MiB): big enough that each
@@ -225,26 +228,9 @@ fn register_xw(
     }
 }
 
-/// A contiguous f32 copy (or the tensor itself when it already is one) and its data.
-fn contiguous(t: &FlexTensor) -> FlexTensor {
-    t.to_contiguous()
-}
-
-fn data(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("a contiguous f32 tensor")
-}
-
-fn tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::new(
-        Bytes::from_elems(values),
-        Layout::contiguous(Shape::new(shape)),
-        DType::F32,
-    )
-}
-
 /// `dL/db[c] = Σ_{n,y,x} dY[n, c, y, x]`.
 fn bias_grad(grad: &FlexTensor) -> FlexTensor {
-    let grad = contiguous(grad);
+    let grad = grad.to_contiguous();
     let [n, c, h, w] = grad.shape().dims();
     let dy = data(&grad);
     let plane = h * w;
@@ -256,11 +242,7 @@ fn bias_grad(grad: &FlexTensor) -> FlexTensor {
                 .sum()
         })
         .collect();
-    FlexTensor::new(
-        Bytes::from_elems(sums),
-        Layout::contiguous(Shape::new([c])),
-        DType::F32,
-    )
+    tensor(sums, [c])
 }
 
 /// Input gradient. Stride 1: `dX = conv(dY, W')` with `W'[g·Cin_g + ci, co] = flip(W[g·Cout_g + co,
@@ -283,7 +265,7 @@ fn input_grad(
     }
     let groups = options.groups;
     let cout_g = cout / groups;
-    let weight = contiguous(&weight);
+    let weight = weight.to_contiguous();
     let w = data(&weight);
     let k = kh * kw;
     let mut flipped = vec![0.0f32; w.len()];
@@ -322,53 +304,32 @@ fn forward(
     if cin_g == 1 && cout / groups == 1 {
         return Flex::conv2d(x, weight, bias, options.clone());
     }
-    let x = contiguous(&x);
-    let weight = contiguous(&weight);
+    let x = x.to_contiguous();
+    let weight = weight.to_contiguous();
     let [n, cin, h, w] = x.shape().dims();
-    let pad = options.padding_begin();
-    let out_size = |a: usize, size: usize, k: usize| {
-        (size + 2 * pad[a]).saturating_sub(options.dilation[a] * (k - 1) + 1) / options.stride[a]
-            + 1
-    };
-    let g = Geometry {
-        h,
-        w,
-        ho: out_size(0, h, kh),
-        wo: out_size(1, w, kw),
-        kh,
-        kw,
-        stride: options.stride,
-        pad,
-        dilation: options.dilation,
-    };
+    let g = Geometry::new([h, w], [kh, kw], options);
     let cout_g = cout / groups;
     let k = cin_g * kh * kw;
     let (xs, ws) = (data(&x), data(&weight));
     let plane_out = g.ho * g.wo;
     let mut out = vec![0.0f32; n * cout * plane_out];
-    let rows_per_tile = g.rows_per_tile(k, n);
-    let tiles_per_image = g.ho.div_ceil(rows_per_tile);
+    let tiling = g.tiling(k, n);
     let in_img = cin * h * w;
     let dst = SharedMut(out.as_mut_ptr());
-    (0..n * tiles_per_image).into_par_iter().for_each_init(
-        || {
-            vec![
-                0.0f32;
-                if g.is_pointwise() {
-                    0
-                } else {
-                    k * rows_per_tile * g.wo
-                }
-            ]
-        },
+    (0..tiling.jobs).into_par_iter().for_each_init(
+        || vec![0.0f32; tiling.col_len],
         |col, job| {
-            let (img, tile) = (job / tiles_per_image, job % tiles_per_image);
-            let r0 = tile * rows_per_tile;
-            let r1 = (r0 + rows_per_tile).min(g.ho);
+            let (img, r0, r1) = tiling.tile(job);
             let t = (r1 - r0) * g.wo;
             let x_img = &xs[img * in_img..][..in_img];
             for group in 0..groups {
-                let (rhs, rhs_rs) = col_matrix(x_img, group * cin_g, cin_g, r0, r1, &g, col);
+                let tile = Tile {
+                    c0: group * cin_g,
+                    cin_g,
+                    r0,
+                    r1,
+                };
+                let (rhs, rhs_rs) = col_matrix(x_img, &tile, &g, col);
                 let offset = (img * cout + group * cout_g) * plane_out + r0 * g.wo;
                 // SAFETY: the destination is rows [r0, r1) of channels group·cout_g.. of image
                 // img, which no other job writes; lhs is the group's cout_g × k block of the
@@ -400,7 +361,7 @@ fn forward(
         },
     );
     if let Some(bias) = bias {
-        let bias = contiguous(&bias);
+        let bias = bias.to_contiguous();
         let b = data(&bias);
         out.par_chunks_mut(plane_out)
             .enumerate()
@@ -428,23 +389,18 @@ impl SharedMut {
     }
 }
 
-/// The im2col matrix (`cin_g·kh·kw` rows, `(r1 − r0)·wo` columns) of output rows `[r0, r1)` for
-/// the `cin_g` input channels from `c0`, as a pointer and row stride: for a 1×1 convolution with
-/// stride 1 and no padding the input itself, otherwise `col` filled by [`im2col`].
-fn col_matrix(
-    x_img: &[f32],
-    c0: usize,
-    cin_g: usize,
-    r0: usize,
-    r1: usize,
-    g: &Geometry,
-    col: &mut [f32],
-) -> (*const f32, usize) {
+/// The im2col matrix (`cin_g·kh·kw` rows, `(r1 − r0)·wo` columns) of `tile`, as a pointer and
+/// row stride: for a 1×1 convolution with stride 1 and no padding the input itself, otherwise
+/// `col` filled by [`im2col`].
+fn col_matrix(x_img: &[f32], tile: &Tile, g: &Geometry, col: &mut [f32]) -> (*const f32, usize) {
     if g.is_pointwise() {
-        (x_img[c0 * g.h * g.w + r0 * g.w..].as_ptr(), g.h * g.w)
+        (
+            x_img[tile.c0 * g.h * g.w + tile.r0 * g.w..].as_ptr(),
+            g.h * g.w,
+        )
     } else {
-        im2col(x_img, c0, cin_g, r0, r1, g, col);
-        (col.as_ptr(), (r1 - r0) * g.wo)
+        im2col(x_img, tile, g, col);
+        (col.as_ptr(), (tile.r1 - tile.r0) * g.wo)
     }
 }
 
@@ -456,22 +412,13 @@ fn weight_grad(
     weight_shape: &Shape,
     options: &ConvOptions<2>,
 ) -> FlexTensor {
-    let x = contiguous(x);
-    let grad = contiguous(grad);
+    let x = x.to_contiguous();
+    let grad = grad.to_contiguous();
     let [n, cin, h, w] = x.shape().dims();
     let [_, cout, ho, wo] = grad.shape().dims();
     let [_, cin_g, kh, kw] = weight_shape.dims();
-    let geometry = Geometry {
-        h,
-        w,
-        ho,
-        wo,
-        kh,
-        kw,
-        stride: options.stride,
-        pad: options.padding_begin(),
-        dilation: options.dilation,
-    };
+    let geometry = Geometry::new([h, w], [kh, kw], options);
+    debug_assert_eq!([geometry.ho, geometry.wo], [ho, wo]);
     let groups = options.groups;
     let cout_g = cout / groups;
     let (xs, dy) = (data(&x), data(&grad));
@@ -481,6 +428,35 @@ fn weight_grad(
         gemm_weight_grad(xs, dy, n, cin, cout, groups, &geometry)
     };
     tensor(values, [cout, cin_g, kh, kw])
+}
+
+/// Tiles of output rows over a batch (see [`Geometry::tiling`]).
+struct Tiling {
+    rows_per_tile: usize,
+    tiles_per_image: usize,
+    /// Tiles over the whole batch.
+    jobs: usize,
+    ho: usize,
+    /// Floats of an im2col buffer (0 when the input is its own im2col matrix).
+    col_len: usize,
+}
+
+impl Tiling {
+    /// Image and output rows `[r0, r1)` of tile `job`.
+    fn tile(&self, job: usize) -> (usize, usize, usize) {
+        let (img, tile) = (job / self.tiles_per_image, job % self.tiles_per_image);
+        let r0 = tile * self.rows_per_tile;
+        (img, r0, (r0 + self.rows_per_tile).min(self.ho))
+    }
+}
+
+/// Input channels `[c0, c0 + cin_g)` and output rows `[r0, r1)`: what one im2col matrix covers.
+#[derive(Clone, Copy)]
+struct Tile {
+    c0: usize,
+    cin_g: usize,
+    r0: usize,
+    r1: usize,
 }
 
 /// Sizes of one convolution.
@@ -497,6 +473,27 @@ struct Geometry {
 }
 
 impl Geometry {
+    /// The geometry of a convolution of an `[h, w]` input with a `[kh, kw]` kernel.
+    fn new([h, w]: [usize; 2], [kh, kw]: [usize; 2], options: &ConvOptions<2>) -> Self {
+        let pad = options.padding_begin();
+        let out = |a: usize, size: usize, k: usize| {
+            (size + 2 * pad[a]).saturating_sub(options.dilation[a] * (k - 1) + 1)
+                / options.stride[a]
+                + 1
+        };
+        Self {
+            h,
+            w,
+            ho: out(0, h, kh),
+            wo: out(1, w, kw),
+            kh,
+            kw,
+            stride: options.stride,
+            pad,
+            dilation: options.dilation,
+        }
+    }
+
     /// A 1×1 convolution with stride 1 and no padding: its im2col matrix is the input.
     fn is_pointwise(&self) -> bool {
         self.kh == 1
@@ -507,13 +504,25 @@ impl Geometry {
             && self.wo == self.w
     }
 
-    /// Output rows per tile: im2col tiles of at most [`COL_TILE_FLOATS`], and at least
-    /// [`MIN_JOBS`] tiles over the batch when the image allows it. Depends on the shapes only,
-    /// never on the thread count, so that results are the same on every machine.
-    fn rows_per_tile(&self, k: usize, n: usize) -> usize {
+    /// The split of a batch of `n` images into tiles of output rows, for im2col matrices of
+    /// `k` rows: tiles of at most [`COL_TILE_FLOATS`], and at least [`MIN_JOBS`] tiles over the
+    /// batch when the image allows it. Depends on the shapes only, never on the thread count,
+    /// so that results are the same on every machine.
+    fn tiling(&self, k: usize, n: usize) -> Tiling {
         let by_size = COL_TILE_FLOATS / (k * self.wo).max(1);
         let by_jobs = (n * self.ho).div_ceil(MIN_JOBS);
-        by_size.min(by_jobs).clamp(1, self.ho.max(1))
+        let rows_per_tile = by_size.min(by_jobs).clamp(1, self.ho.max(1));
+        Tiling {
+            rows_per_tile,
+            tiles_per_image: self.ho.div_ceil(rows_per_tile),
+            jobs: n * self.ho.div_ceil(rows_per_tile),
+            ho: self.ho,
+            col_len: if self.is_pointwise() {
+                0
+            } else {
+                k * rows_per_tile * self.wo
+            },
+        }
     }
 
     /// Input coordinate of output coordinate `o` for kernel tap `t` along axis `a`, if inside.
@@ -536,17 +545,9 @@ impl Geometry {
     }
 }
 
-/// Fills `col[kk · t + (oy − r0) · wo + ox]` for the `cin_g` channels of `x_img` starting at
-/// `c0`, output rows `[r0, r1)`; `t = (r1 − r0) · wo`.
-fn im2col(
-    x_img: &[f32],
-    c0: usize,
-    cin_g: usize,
-    r0: usize,
-    r1: usize,
-    g: &Geometry,
-    col: &mut [f32],
-) {
+/// Fills `col[kk · t + (oy − r0) · wo + ox]` for `tile` of `x_img`; `t = (r1 − r0) · wo`.
+fn im2col(x_img: &[f32], tile: &Tile, g: &Geometry, col: &mut [f32]) {
+    let Tile { c0, cin_g, r0, r1 } = *tile;
     let t = (r1 - r0) * g.wo;
     let plane = g.h * g.w;
     for ci in 0..cin_g {
@@ -592,31 +593,28 @@ fn gemm_weight_grad(
 ) -> Vec<f32> {
     let (cin_g, cout_g) = (cin / groups, cout / groups);
     let k = cin_g * g.kh * g.kw;
-    let rows_per_tile = g.rows_per_tile(k, n);
-    let tiles_per_image = g.ho.div_ceil(rows_per_tile);
+    let tiling = g.tiling(k, n);
     let len = cout * k;
-    let col_len = if g.is_pointwise() {
-        0
-    } else {
-        k * rows_per_tile * g.wo
-    };
     let (in_img, out_img) = (cin * g.h * g.w, cout * g.ho * g.wo);
-    let jobs = n * tiles_per_image;
+    let jobs = tiling.jobs;
     let parts = jobs.min(WEIGHT_GRAD_PARTIALS);
     let partials: Vec<Vec<f32>> = (0..parts)
         .into_par_iter()
         .map(|part| {
             let mut acc = vec![0.0f32; len];
-            let mut col = vec![0.0f32; col_len];
+            let mut col = vec![0.0f32; tiling.col_len];
             for job in part * jobs / parts..(part + 1) * jobs / parts {
-                let (img, tile) = (job / tiles_per_image, job % tiles_per_image);
-                let r0 = tile * rows_per_tile;
-                let r1 = (r0 + rows_per_tile).min(g.ho);
+                let (img, r0, r1) = tiling.tile(job);
                 let t = (r1 - r0) * g.wo;
                 let x_img = &xs[img * in_img..][..in_img];
                 for group in 0..groups {
-                    let (rhs, rhs_cs) =
-                        col_matrix(x_img, group * cin_g, cin_g, r0, r1, g, &mut col);
+                    let tile = Tile {
+                        c0: group * cin_g,
+                        cin_g,
+                        r0,
+                        r1,
+                    };
+                    let (rhs, rhs_cs) = col_matrix(x_img, &tile, g, &mut col);
                     let lhs = &dy[img * out_img + (group * cout_g * g.ho + r0) * g.wo..];
                     let dst = &mut acc[group * cout_g * k..][..cout_g * k];
                     // SAFETY: dst is cout_g × k with row stride k; lhs is cout_g × t with row

@@ -18,3 +18,20 @@ mod conv;
 
 pub use batch_norm::batch_norm_module;
 pub use conv::{conv2d, conv2d_module};
+
+use burn::tensor::{Bytes, DType, Shape};
+use burn_flex::{FlexTensor, Layout};
+
+/// A contiguous f32 `flex` tensor holding `values`.
+fn f32_tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(shape.into()),
+        DType::F32,
+    )
+}
+
+/// The values of a contiguous f32 `flex` tensor (callers make it contiguous first).
+fn f32_data(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
