@@ -42,7 +42,11 @@ pub fn run(args: Args) -> Result<(EvalReport, PathBuf)> {
         .with_context(|| format!("{} is not a run folder", args.run.display()))?;
     let (items, name) = match &args.data {
         None => {
-            let splits = ds2f::dataset::split(&config.data, config.train.seed)?;
+            let splits = ds2f::dataset::split(
+                &config.data,
+                config.train.seed,
+                ds2f::dataset::mask_kind(config.model.num_classes),
+            )?;
             (
                 splits.test,
                 args.name.clone().unwrap_or_else(|| "test".into()),

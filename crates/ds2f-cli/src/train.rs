@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use ds2f::config::ExperimentConfig;
 use ds2f::train::TrainOutcome;
-use ds2f_data::DataError;
 
 use crate::progress::Progress;
 
@@ -47,34 +46,11 @@ pub fn run(args: Args) -> Result<TrainOutcome> {
         }
         (None, None) => bail!("give --config FILE (or --resume RUN)"),
     };
-    let splits = match ds2f::dataset::split(&config.data, config.train.seed) {
-        Ok(s) => s,
-        Err(
-            e @ (DataError::MissingMask { .. }
-            | DataError::DuplicateStem { .. }
-            | DataError::Problems(_)),
-        ) => {
-            // A pairing problem: list every problem of the folders, as `check-data` does,
-            // rather than only the first.
-            let mut all = Vec::new();
-            let roots = [Some(&config.data.root), config.data.test_root.as_ref()];
-            for root in roots.into_iter().flatten() {
-                let found = ds2f::dataset::discover_items_all(root, &config.data.layout, None)
-                    .map_err(|_| e.to_string());
-                let Ok(found) = found else { continue };
-                all.extend(found.problems);
-                all.extend(ds2f_data::layout::check_items(
-                    &found.items,
-                    ds2f::dataset::mask_kind(config.model.num_classes),
-                ));
-            }
-            if all.is_empty() {
-                return Err(e.into());
-            }
-            return Err(ds2f::error::TrainError::DataCheck(all).into());
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let splits = ds2f::dataset::split(
+        &config.data,
+        config.train.seed,
+        ds2f::dataset::mask_kind(config.model.num_classes),
+    )?;
     eprintln!(
         "training {} images, validating on {}, {} test images held out; LR {}x{} -> HR {}x{} (HxW); run folder {}",
         splits.train.len(),

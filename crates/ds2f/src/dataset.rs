@@ -98,12 +98,34 @@ fn compile(patterns: &[String], key: &'static str) -> Result<Vec<glob::Pattern>>
 /// Splits the configured data: the test set is `test_include` (of `test_root`, or of `root`),
 /// the training pool is `train_include` of `root` minus the test set, and `val_count` images of
 /// the pool, drawn with `seed`, are held out for validation.
-pub fn split(data: &DataConfig, seed: u64) -> Result<Splits> {
+///
+/// A folder with pairing problems (missing masks, duplicate stems) fails with every problem of
+/// both folders at once, decode problems of the pairable items (masks read as `kind`)
+/// included, as `ds2f check-data` lists them.
+pub fn split(data: &DataConfig, seed: u64, kind: MaskKind) -> Result<Splits> {
     let train_patterns = compile(&data.train_include, "data.train_include")?;
     let test_patterns = compile(&data.test_include, "data.test_include")?;
-    let items = discover_items(&data.root, &data.layout, None, true)?;
-    let test = match &data.test_root {
-        Some(dir) => discover_items(dir, &data.layout, None, true)?
+    let mut found = discover_items_all(&data.root, &data.layout, None)?;
+    let mut found_test = match &data.test_root {
+        Some(dir) => Some(discover_items_all(dir, &data.layout, None)?),
+        None => None,
+    };
+    let mut problems = std::mem::take(&mut found.problems);
+    problems.extend(
+        found_test
+            .iter_mut()
+            .flat_map(|d| std::mem::take(&mut d.problems)),
+    );
+    if !problems.is_empty() {
+        for d in std::iter::once(&found).chain(&found_test) {
+            problems.extend(ds2f_data::layout::check_items(&d.items, kind));
+        }
+        return Err(DataError::Problems(problems));
+    }
+    let items = found.items;
+    let test = match found_test {
+        Some(d) => d
+            .items
             .into_iter()
             .filter(|i| test_patterns.is_empty() || matches_any(&test_patterns, &i.name))
             .collect(),

@@ -70,7 +70,12 @@ fn resume_reproduces(framework: &str) {
     ds2f_data::synth::write_dataset(&data, 7, 48, 40, 3, "").unwrap();
     let mut config = tiny_config(&data, 2, 3, 11);
     config.model.framework = serde_json::from_value(serde_json::json!(framework)).unwrap();
-    let splits = ds2f::dataset::split(&config.data, config.train.seed).unwrap();
+    let splits = ds2f::dataset::split(
+        &config.data,
+        config.train.seed,
+        ds2f::dataset::mask_kind(config.model.num_classes),
+    )
+    .unwrap();
     let device = Device::flex();
 
     let straight = tmp.path().join("straight");
@@ -135,7 +140,12 @@ fn data_worker_count_does_not_change_the_run() {
     let mut finals = Vec::new();
     for workers in [1, 3] {
         let config = tiny_config(&data, workers, 2, 3);
-        let splits = ds2f::dataset::split(&config.data, config.train.seed).unwrap();
+        let splits = ds2f::dataset::split(
+            &config.data,
+            config.train.seed,
+            ds2f::dataset::mask_kind(config.model.num_classes),
+        )
+        .unwrap();
         let run = tmp.path().join(format!("w{workers}"));
         train(&config, &splits, &run, &device, false, &mut Silent).unwrap();
         finals.push(weights(&run, &config));
