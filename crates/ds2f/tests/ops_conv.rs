@@ -295,3 +295,66 @@ fn batch_norm_training_equals_burn() {
     assert!(close1(a.4.inner(), b.4.inner()) < 1e-5, "running mean");
     assert!(close1(a.5.inner(), b.5.inner()) < 1e-5, "running variance");
 }
+
+/// `ops::conv_bn` at inference (plain `flex`: batch norm folded into the convolution, ReLU in
+/// its epilogue) against burn's three operations, with non-trivial running statistics, a conv
+/// bias and both activations; and with autodiff (training) it is the three operations.
+#[test]
+fn conv_bn_inference_equals_the_three_operations() {
+    use burn::module::{Param, RunningState};
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::activation::relu;
+    let device = Device::flex();
+    // Drawn in one place (tests share burn's seeded generator).
+    device.seed(11);
+    let x = Tensor::<4>::random([2, 5, 19, 23], Distribution::Normal(0.0, 1.0), &device);
+    let mut conv = Conv2dConfig::new([5, 12], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(&device);
+    conv.bias = Some(Param::from_tensor(Tensor::<1>::random(
+        [12],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    )));
+    let mut bn = BatchNormConfig::new(12).init(&device);
+    let stat =
+        |mean: f64, std: f64| Tensor::<1>::random([12], Distribution::Normal(mean, std), &device);
+    bn.gamma = Param::from_tensor(stat(1.0, 0.5));
+    bn.beta = Param::from_tensor(stat(0.0, 0.5));
+    bn.running_mean = RunningState::new(stat(0.3, 1.0));
+    bn.running_var = RunningState::new(stat(2.0, 0.5).abs() + 0.1);
+    // A small image (im2col + gemm on every CPU) and one of 64×70 output pixels (the
+    // implicit-GEMM kernel where the CPU has AVX-512).
+    let large = Tensor::<4>::random([1, 5, 64, 70], Distribution::Normal(0.0, 1.0), &device);
+    for x in [x.clone(), large] {
+        let dims = x.dims();
+        let three = bn.forward(conv.forward(x.clone()));
+        let fused = ops::conv_bn(&conv, &bn, x.clone(), ops::Activation::Identity);
+        assert_eq!(fused.dims(), [dims[0], 12, dims[2], dims[3]]);
+        assert!(
+            max_rel_err(fused, three.clone()) < 1e-5,
+            "identity {dims:?}"
+        );
+        let fused = ops::conv_bn(&conv, &bn, x.clone(), ops::Activation::Relu);
+        let negatives = three
+            .clone()
+            .lower_elem(0.0)
+            .int()
+            .sum()
+            .into_scalar::<i64>();
+        assert!(negatives > 100, "the case exercises the ReLU: {negatives}");
+        assert!(max_rel_err(fused, relu(three)) < 1e-5, "relu {dims:?}");
+    }
+
+    // With autodiff the batch norm trains: batch statistics, not the running ones.
+    let ad = Device::flex().autodiff();
+    let conv = Conv2dConfig::new([5, 12], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(&ad);
+    let bn = BatchNormConfig::new(12).init(&ad);
+    let x = Tensor::<4>::from_data(x.to_data(), &ad);
+    let three = relu(bn.forward(conv.forward(x.clone())));
+    let bn2 = BatchNormConfig::new(12).init(&ad);
+    let ours = ops::conv_bn(&conv, &bn2, x, ops::Activation::Relu);
+    assert!(max_rel_err(ours, three) < 1e-5, "training");
+}

@@ -1,9 +1,9 @@
 //! The shared building blocks of the reference U-Net (SPEC §1.0): conv + BN + ReLU, the
 //! double 3×3 convolution, and the 3×3 stride-2 max-pool.
+use crate::ops::Activation;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 
@@ -50,10 +50,7 @@ impl ConvBnRelu {
     /// - `x`: `[batch, in_channels, h, w]`
     /// - output: `[batch, out_channels, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(crate::ops::batch_norm_module(
-            &self.bn,
-            crate::ops::conv2d_module(&self.conv, x),
-        ))
+        crate::ops::conv_bn(&self.conv, &self.bn, x, Activation::Relu)
     }
 }
 
@@ -93,14 +90,8 @@ impl DoubleConv {
     /// - `x`: `[batch, in, h, w]`
     /// - output: `[batch, out, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(crate::ops::batch_norm_module(
-            &self.bn1,
-            crate::ops::conv2d_module(&self.conv1, x),
-        )); // [batch, out, h, w]
-        relu(crate::ops::batch_norm_module(
-            &self.bn2,
-            crate::ops::conv2d_module(&self.conv2, x),
-        )) // [batch, out, h, w]
+        let x = crate::ops::conv_bn(&self.conv1, &self.bn1, x, Activation::Relu); // [batch, out, h, w]
+        crate::ops::conv_bn(&self.conv2, &self.bn2, x, Activation::Relu) // [batch, out, h, w]
     }
 }
 
@@ -110,6 +101,9 @@ impl DoubleConv {
 /// - `x`: `[batch, c, h, w]`
 /// - output: `[batch, c, ceil(h/2), ceil(w/2)]`
 pub fn max_pool_3s2(x: Tensor<4>) -> Tensor<4> {
+    if let Some(y) = crate::ops::max_pool_inference(&x, 3, 2, 1) {
+        return y;
+    }
     max_pool2d(
         x,
         MaxPoolOptions::new([3, 3])

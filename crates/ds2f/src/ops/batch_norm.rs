@@ -24,6 +24,7 @@ use super::{f32_data, f32_tensor as tensor};
 pub fn batch_norm_module(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     let gamma = bn.gamma.val();
     let ours = matches!(flex_route(&x), Some(Route::Autodiff))
+        && flex_route(&gamma) == Some(Route::Autodiff)
         && bn.training.is_enabled()
         && gamma.dtype() == DType::F32;
     if !ours {

@@ -1,8 +1,10 @@
 //! 2-D convolution on the `flex` CPU backend with our kernels:
 //!
-//! - forward: for each tile of output rows, an im2col tile of the input (at most
+//! - forward: the implicit GEMM of [`super::implicit_gemm`] (AVX-512, ≥ 64² output pixels),
+//!   else for each tile of output rows an im2col tile of the input (at most
 //!   [`COL_TILE_FLOATS`] floats) and one `gemm` `Y[Cout, T] = W[Cout, K] · col[K, T]` straight
-//!   into the NCHW output; depthwise convolutions keep flex's direct kernel;
+//!   into the NCHW output; either finished by a per-channel scale, shift and ReLU when asked
+//!   (a bias, a folded batch norm); depthwise convolutions keep flex's direct kernel;
 //! - weight gradient: the same tiles and `dW[Cout, K] += dY[Cout, T] · colᵀ[T, K]`, summed in
 //!   [`WEIGHT_GRAD_PARTIALS`] fixed runs; depthwise convolutions use a direct kernel (a gemm
 //!   with one row is all overhead);
@@ -76,18 +78,16 @@ pub fn conv2d(
     options: ConvOptions<2>,
 ) -> Tensor<4> {
     let route = flex_route(&x);
+    // Parameters on another device context than the input (a plain input into an autodiff
+    // module) go to burn, which converts.
     let supported = weight.dtype() == DType::F32
-        && bias.as_ref().is_none_or(|b| b.dtype() == DType::F32)
+        && flex_route(&weight) == route
+        && bias.as_ref().is_none_or(|b| flex_route(b) == route)
         && !options.is_asymmetric();
     match route {
         Some(Route::Autodiff) if supported => {}
         Some(Route::Plain) if supported => {
-            let x = x
-                .try_into_primitive::<Flex>()
-                .expect("checked: a flex tensor");
-            let weight = weight
-                .try_into_primitive::<Flex>()
-                .expect("the weight lives on the input's device");
+            let (x, weight) = plain_primitives(x, weight);
             let bias = bias.map(|b| {
                 b.try_into_primitive::<Flex>()
                     .expect("the bias lives on the input's device")
@@ -109,7 +109,19 @@ pub fn conv2d(
     Tensor::from_primitive::<Autodiff<Flex>>(conv2d_autodiff(x, weight, bias, options))
 }
 
+/// The `flex` primitives of an input and weight already routed [`Route::Plain`].
+pub(super) fn plain_primitives(x: Tensor<4>, weight: Tensor<4>) -> (FlexTensor, FlexTensor) {
+    let x = x
+        .try_into_primitive::<Flex>()
+        .expect("checked: a flex tensor");
+    let weight = weight
+        .try_into_primitive::<Flex>()
+        .expect("checked: the weight lives on the input's device");
+    (x, weight)
+}
+
 /// Which of our paths an input takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Route {
     /// `flex` with autodiff and no gradient checkpointing: our autodiff operation.
     Autodiff,
@@ -118,7 +130,7 @@ pub(super) enum Route {
 }
 
 /// Our path for an f32 tensor on the `flex` device, `None` for every other tensor.
-pub(super) fn flex_route(x: &Tensor<4>) -> Option<Route> {
+pub(super) fn flex_route<const D: usize>(x: &Tensor<D>) -> Option<Route> {
     if x.dtype() != DType::F32 {
         return None;
     }
@@ -290,31 +302,143 @@ fn input_grad(
     forward(grad, flipped, None, &options)
 }
 
-/// Forward convolution: per tile of output rows, `Y[Cout_g, T] = W[Cout_g, K] · col[K, T]` by
-/// gemm straight into the NCHW output (flex converts to NHWC and back); depthwise convolutions
-/// keep flex's direct kernel.
+/// Forward convolution with our fastest kernel for this CPU (see [`forward_with`]).
 fn forward(
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
     options: &ConvOptions<2>,
 ) -> FlexTensor {
+    let bias = bias.map(|b| b.to_contiguous());
+    let fused = Fused {
+        scale: None,
+        shift: bias.as_ref().map(data),
+        relu: false,
+    };
+    forward_with(x, weight, options, &fused, Kernel::Auto)
+}
+
+/// What follows a convolution's sum for each output channel `co`:
+/// `y · scale[co] + shift[co]`, then ReLU if asked: a bias, or an inference-mode batch norm
+/// folded in, and its activation.
+#[derive(Default)]
+pub(super) struct Fused<'a> {
+    pub scale: Option<&'a [f32]>,
+    pub shift: Option<&'a [f32]>,
+    pub relu: bool,
+}
+
+/// The forward kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kernel {
+    /// The faster of the two for this CPU and shape.
+    Auto,
+    /// Patches packed from the image into an AVX-512 micro-kernel, epilogue fused
+    /// ([`super::implicit_gemm`]); x86-64 with AVX-512F only.
+    ImplicitGemm,
+    /// im2col tiles and the `gemm` crate, then one pass for the epilogue: every CPU.
+    Im2colGemm,
+}
+
+impl Kernel {
+    /// The kernel [`Kernel::Auto`] stands for on `n` images of geometry `g`.
+    fn resolve(self, n: usize, g: &Geometry) -> Self {
+        match self {
+            Kernel::Auto
+                if super::implicit_gemm::available() && super::implicit_gemm::suits(n, g) =>
+            {
+                Kernel::ImplicitGemm
+            }
+            Kernel::Auto => Kernel::Im2colGemm,
+            chosen => chosen,
+        }
+    }
+}
+
+/// Forward convolution followed by `fused`, with `kernel`; depthwise convolutions keep flex's
+/// direct kernel whichever is asked. `ImplicitGemm` needs AVX-512 (see `implicit_gemm::available`).
+pub(super) fn forward_with(
+    x: FlexTensor,
+    weight: FlexTensor,
+    options: &ConvOptions<2>,
+    fused: &Fused,
+    kernel: Kernel,
+) -> FlexTensor {
     let [cout, cin_g, kh, kw] = weight.shape().dims();
     let groups = options.groups;
-    if cin_g == 1 && cout / groups == 1 {
-        return Flex::conv2d(x, weight, bias, options.clone());
-    }
     let x = x.to_contiguous();
     let weight = weight.to_contiguous();
     let [n, cin, h, w] = x.shape().dims();
     let g = Geometry::new([h, w], [kh, kw], options);
+    let depthwise = cin_g == 1 && cout / groups == 1;
+    let implicit = kernel.resolve(n, &g) == Kernel::ImplicitGemm && !depthwise;
+    // The implicit GEMM scales the weights while packing them; the other kernels get them
+    // scaled here.
+    let weight = match fused.scale {
+        Some(scale) if !implicit => {
+            let per_out = weight.shape().num_elements() / cout;
+            let scaled = data(&weight)
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| v * scale[i / per_out])
+                .collect();
+            tensor(scaled, [cout, cin_g, kh, kw])
+        }
+        _ => weight,
+    };
+    let problem = super::implicit_gemm::Problem {
+        x: data(&x),
+        n,
+        cin,
+        weight: data(&weight),
+        cout,
+        groups,
+        scale: if implicit { fused.scale } else { None },
+    };
+    if implicit {
+        let epilogue = super::implicit_gemm::Epilogue {
+            shift: fused.shift,
+            relu: fused.relu,
+        };
+        let out = super::implicit_gemm::conv_forward(&problem, &g, epilogue);
+        return tensor(out, [n, cout, g.ho, g.wo]);
+    }
+    let mut out = if depthwise {
+        let out = Flex::conv2d(x.clone(), weight.clone(), None, options.clone()).to_contiguous();
+        data(&out).to_vec()
+    } else {
+        im2col_forward(&problem, &g)
+    };
+    if fused.shift.is_some() || fused.relu {
+        let plane = g.ho * g.wo;
+        out.par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(i, plane)| {
+                let shift = fused.shift.map_or(0.0, |s| s[i % cout]);
+                for v in plane.iter_mut() {
+                    *v += shift;
+                    if fused.relu && *v < 0.0 {
+                        *v = 0.0;
+                    }
+                }
+            });
+    }
+    tensor(out, [n, cout, g.ho, g.wo])
+}
+
+/// Per tile of output rows, `Y[Cout_g, T] = W[Cout_g, K] · col[K, T]` by gemm straight into
+/// the NCHW output (flex converts to NHWC and back). `p.scale` must be `None` (scale the
+/// weights first).
+fn im2col_forward(p: &super::implicit_gemm::Problem, g: &Geometry) -> Vec<f32> {
+    debug_assert!(p.scale.is_none());
+    let (xs, ws, n, cin, cout, groups) = (p.x, p.weight, p.n, p.cin, p.cout, p.groups);
+    let cin_g = cin / groups;
     let cout_g = cout / groups;
-    let k = cin_g * kh * kw;
-    let (xs, ws) = (data(&x), data(&weight));
+    let k = cin_g * g.kh * g.kw;
     let plane_out = g.ho * g.wo;
     let mut out = vec![0.0f32; n * cout * plane_out];
     let tiling = g.tiling(k, n);
-    let in_img = cin * h * w;
+    let in_img = cin * g.h * g.w;
     let dst = SharedMut(out.as_mut_ptr());
     (0..tiling.jobs).into_par_iter().for_each_init(
         || vec![0.0f32; tiling.col_len],
@@ -329,7 +453,7 @@ fn forward(
                     r0,
                     r1,
                 };
-                let (rhs, rhs_rs) = col_matrix(x_img, &tile, &g, col);
+                let (rhs, rhs_rs) = col_matrix(x_img, &tile, g, col);
                 let offset = (img * cout + group * cout_g) * plane_out + r0 * g.wo;
                 // SAFETY: the destination is rows [r0, r1) of channels group·cout_g.. of image
                 // img, which no other job writes; lhs is the group's cout_g × k block of the
@@ -360,14 +484,7 @@ fn forward(
             }
         },
     );
-    if let Some(bias) = bias {
-        let bias = bias.to_contiguous();
-        let b = data(&bias);
-        out.par_chunks_mut(plane_out)
-            .enumerate()
-            .for_each(|(i, plane)| plane.iter_mut().for_each(|v| *v += b[i % cout]));
-    }
-    tensor(out, [n, cout, g.ho, g.wo])
+    out
 }
 
 /// A raw output pointer shared by jobs that write disjoint parts of one buffer.
@@ -460,21 +577,21 @@ struct Tile {
 }
 
 /// Sizes of one convolution.
-struct Geometry {
-    h: usize,
-    w: usize,
-    ho: usize,
-    wo: usize,
-    kh: usize,
-    kw: usize,
-    stride: [usize; 2],
-    pad: [usize; 2],
-    dilation: [usize; 2],
+pub(super) struct Geometry {
+    pub h: usize,
+    pub w: usize,
+    pub ho: usize,
+    pub wo: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub pad: [usize; 2],
+    pub dilation: [usize; 2],
 }
 
 impl Geometry {
     /// The geometry of a convolution of an `[h, w]` input with a `[kh, kw]` kernel.
-    fn new([h, w]: [usize; 2], [kh, kw]: [usize; 2], options: &ConvOptions<2>) -> Self {
+    pub(super) fn new([h, w]: [usize; 2], [kh, kw]: [usize; 2], options: &ConvOptions<2>) -> Self {
         let pad = options.padding_begin();
         let out = |a: usize, size: usize, k: usize| {
             (size + 2 * pad[a]).saturating_sub(options.dilation[a] * (k - 1) + 1)
@@ -526,7 +643,7 @@ impl Geometry {
     }
 
     /// Input coordinate of output coordinate `o` for kernel tap `t` along axis `a`, if inside.
-    fn input(&self, a: usize, o: usize, t: usize) -> Option<usize> {
+    pub(super) fn input(&self, a: usize, o: usize, t: usize) -> Option<usize> {
         let size = if a == 0 { self.h } else { self.w };
         (o * self.stride[a] + t * self.dilation[a])
             .checked_sub(self.pad[a])
@@ -534,7 +651,7 @@ impl Geometry {
     }
 
     /// Output columns `[lo, hi)` whose input column for kernel column `j` is inside the image.
-    fn valid_cols(&self, j: usize) -> (usize, usize) {
+    pub(super) fn valid_cols(&self, j: usize) -> (usize, usize) {
         let (s, off) = (self.stride[1] as isize, (j * self.dilation[1]) as isize);
         let off = off - self.pad[1] as isize;
         // ix = ox·s + off ∈ [0, w)

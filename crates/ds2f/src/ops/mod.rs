@@ -1,26 +1,46 @@
 //! Tensor operations with CPU kernels of our own where burn's `flex` backend is slow.
 //!
-//! Each function here computes exactly what the burn operation of the same name computes, on
-//! every device. On the pure-Rust CPU device with autodiff (training on `flex`) it runs as one
-//! autodiff operation whose backward pass uses the kernels of this module instead of the
-//! backend's defaults; everywhere else (inference, GPU devices, other dtypes) it is the burn
-//! operation. docs/performance.md measures the difference.
+//! Each function here computes what the burn operation(s) it names compute, on every device
+//! (up to float rounding). On the pure-Rust CPU device with autodiff (training on `flex`) a
+//! convolution or batch norm runs as one autodiff operation whose passes use the kernels of
+//! this module; on `flex` without autodiff (inference) the convolution uses the same forward
+//! kernel, a convolution + batch norm (+ ReLU) is one fused kernel ([`conv_bn`]), and bilinear
+//! resizing and max pooling have kernels of their own; everywhere else (GPU devices, other
+//! dtypes) it is the burn operation. docs/performance.md measures the difference.
 //!
 //! Why hand-written: burn 0.22.1 computes a convolution's weight gradient as a convolution of
 //! the transposed input with the transposed output gradient (a kernel as large as the image,
 //! run through im2col), five times slower than the forward pass on this CPU, and composes
 //! training-mode batch norm from ~25 element-wise passes; no crate supplies these kernels for
-//! burn's tensors. The convolution kernels are im2col tiles fed to the `gemm` crate that flex
-//! itself uses; batch norm is two passes each way.
+//! burn's tensors. The forward convolution is an implicit GEMM with an AVX-512 micro-kernel
+//! (`implicit_gemm`) on CPUs that have it and large enough images, else im2col tiles fed to the
+//! `gemm` crate that flex itself uses; the weight gradient is im2col + `gemm`; batch norm is two
+//! passes each way.
 
 mod batch_norm;
 mod conv;
+mod conv_bn;
+mod implicit_gemm;
+mod resample;
 
 pub use batch_norm::batch_norm_module;
 pub use conv::{conv2d, conv2d_module};
+pub use conv_bn::{Activation, conv_bn};
+pub use resample::{bilinear_inference, max_pool_inference};
 
 use burn::tensor::{Bytes, DType, Shape};
 use burn_flex::{FlexTensor, Layout};
+
+/// Whether `x` lives on the pure-Rust CPU device (`flex`, with or without autodiff).
+pub fn on_flex<const D: usize>(x: &burn::tensor::Tensor<D>) -> bool {
+    use burn::backend::DispatchDevice;
+    match x.device().as_dispatch() {
+        DispatchDevice::Flex(_) => true,
+        DispatchDevice::Autodiff(inner) => matches!(**inner, DispatchDevice::Flex(_)),
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
 
 /// A contiguous f32 `flex` tensor holding `values`.
 fn f32_tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {

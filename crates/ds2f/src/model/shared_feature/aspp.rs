@@ -14,6 +14,7 @@
 //! because it is what the reference would have run. On a batch of one, the image-pooling
 //! branch's BN in training mode sees one value per channel (PyTorch raises an error there;
 //! burn returns β).
+use crate::ops::Activation;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
@@ -49,10 +50,7 @@ impl AsppBranch {
     /// - `x`: `[n, c_in, h, w]`
     /// - output: `[n, c_out, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(crate::ops::batch_norm_module(
-            &self.bn,
-            crate::ops::conv2d_module(&self.conv, x),
-        ))
+        crate::ops::conv_bn(&self.conv, &self.bn, x, Activation::Relu)
     }
 }
 

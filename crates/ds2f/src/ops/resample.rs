@@ -1,0 +1,168 @@
+//! Bilinear resizing and max pooling at inference on the `flex` CPU device.
+//!
+//! burn-flex 0.22.1 computes each bilinear output pixel's source coordinates in float64 with
+//! `floor` (14 % of a DS2F inference in `perf`) and runs a 2-D max pool through its 3-D pool
+//! with indices (6 %). Here the source rows, columns and weights are computed once per axis,
+//! each output row blends two horizontally interpolated input rows, and the pool reads each
+//! window directly. Same coordinates and weights as burn's kernels (tested against them);
+//! training keeps burn's operations, whose backward passes they need.
+use burn::backend::{Flex, TensorMetadata};
+use burn::tensor::Tensor;
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+use super::conv::{Route, flex_route};
+use super::{f32_data, f32_tensor};
+
+/// The contiguous `flex` primitive of `x` if it takes our inference path (plain `flex`, f32).
+fn plain(x: &Tensor<4>) -> Option<FlexTensor> {
+    (flex_route(x) == Some(Route::Plain)).then(|| {
+        x.clone()
+            .try_into_primitive::<Flex>()
+            .expect("checked: a flex tensor")
+            .to_contiguous()
+    })
+}
+
+/// Bilinear resize of a plain `flex` f32 tensor with burn's coordinates; `None` (nothing done)
+/// for every other tensor.
+///
+/// # Shapes
+/// - `x`: `[n, c, h, w]`
+/// - output: `[n, c, size[0], size[1]]`
+pub fn bilinear_inference(
+    x: &Tensor<4>,
+    size: [usize; 2],
+    align_corners: bool,
+) -> Option<Tensor<4>> {
+    let x = plain(x)?;
+    Some(Tensor::from_primitive::<Flex>(bilinear(
+        &x,
+        size,
+        align_corners,
+    )))
+}
+
+/// Source index pairs and weights of a linear interpolation from `len` to `out` samples, as
+/// burn-flex (and PyTorch) compute them.
+fn axis(len: usize, out: usize, align_corners: bool) -> Vec<(usize, usize, f32)> {
+    let ratio = if align_corners {
+        (len as f64 - 1.0) / (out.max(1) - 1).max(1) as f64
+    } else {
+        len as f64 / out as f64
+    };
+    (0..out)
+        .map(|o| {
+            let src = if align_corners {
+                o as f64 * ratio
+            } else {
+                (o as f64 + 0.5) * ratio - 0.5
+            };
+            let low = (src.floor().max(0.0) as usize).min(len - 1);
+            let high = (low + 1).min(len - 1);
+            (low, high, (src - low as f64).max(0.0) as f32)
+        })
+        .collect()
+}
+
+fn bilinear(x: &FlexTensor, [ho, wo]: [usize; 2], align_corners: bool) -> FlexTensor {
+    let [n, c, h, w] = x.shape().dims();
+    let xs = f32_data(x);
+    let rows = axis(h, ho, align_corners);
+    let cols = axis(w, wo, align_corners);
+    let mut out = vec![0.0f32; n * c * ho * wo];
+    out.par_chunks_mut(ho * wo).enumerate().for_each_init(
+        || ([usize::MAX; 2], [vec![0.0f32; wo], vec![0.0f32; wo]]),
+        |(ids, bufs), (plane, dst)| {
+            let src = &xs[plane * h * w..][..h * w];
+            *ids = [usize::MAX; 2];
+            for (oy, &(y0, y1, fy)) in rows.iter().enumerate() {
+                let a = ensure(src, w, &cols, y0, y1, ids, bufs);
+                let b = ensure(src, w, &cols, y1, y0, ids, bufs);
+                let d = &mut dst[oy * wo..][..wo];
+                for ((o, &t), &u) in d.iter_mut().zip(&bufs[a]).zip(&bufs[b]) {
+                    *o = t * (1.0 - fy) + u * fy;
+                }
+            }
+        },
+    );
+    f32_tensor(out, [n, c, ho, wo])
+}
+
+/// The slot of `bufs` holding input row `row` of `src` interpolated horizontally by `cols`,
+/// computed into the slot not holding row `keep` if neither has it (with 2× up-sampling each
+/// input row serves two output rows).
+fn ensure(
+    src: &[f32],
+    w: usize,
+    cols: &[(usize, usize, f32)],
+    row: usize,
+    keep: usize,
+    ids: &mut [usize; 2],
+    bufs: &mut [Vec<f32>; 2],
+) -> usize {
+    if let Some(slot) = ids.iter().position(|&id| id == row) {
+        return slot;
+    }
+    let slot = usize::from(ids[0] == keep);
+    let r = &src[row * w..][..w];
+    for (b, &(l, hi, f)) in bufs[slot].iter_mut().zip(cols) {
+        *b = r[l] * (1.0 - f) + r[hi] * f;
+    }
+    ids[slot] = row;
+    slot
+}
+
+/// 2-D max pooling of a plain `flex` f32 tensor (padding never wins: as burn and PyTorch,
+/// windows skip it); `None` for every other tensor.
+///
+/// # Shapes
+/// - `x`: `[n, c, h, w]`
+/// - output: `[n, c, (h + 2p − k) / s + 1, (w + 2p − k) / s + 1]`
+pub fn max_pool_inference(
+    x: &Tensor<4>,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> Option<Tensor<4>> {
+    let x = plain(x)?;
+    let [n, c, h, w] = x.shape().dims();
+    let out_size = |size: usize| (size + 2 * padding - kernel) / stride + 1;
+    let (ho, wo) = (out_size(h), out_size(w));
+    let xs = f32_data(&x);
+    // Input window [lo, hi) of output coordinate o along an axis of `size`.
+    let window = |o: usize, size: usize| {
+        let start = (o * stride) as isize - padding as isize;
+        (
+            start.max(0) as usize,
+            ((start + kernel as isize) as usize).min(size),
+        )
+    };
+    let col_windows: Vec<(usize, usize)> = (0..wo).map(|o| window(o, w)).collect();
+    let mut out = vec![0.0f32; n * c * ho * wo];
+    out.par_chunks_mut(ho * wo)
+        .enumerate()
+        .for_each(|(plane, dst)| {
+            let src = &xs[plane * h * w..][..h * w];
+            for oy in 0..ho {
+                let (y0, y1) = window(oy, h);
+                let d = &mut dst[oy * wo..][..wo];
+                for (o, &(x0, x1)) in d.iter_mut().zip(&col_windows) {
+                    let mut m = f32::NEG_INFINITY;
+                    for y in y0..y1 {
+                        for &v in &src[y * w + x0..y * w + x1] {
+                            // NaN propagates, as in burn's and PyTorch's pools.
+                            if v > m || v.is_nan() {
+                                m = v;
+                            }
+                        }
+                    }
+                    *o = m;
+                }
+            }
+        });
+    Some(Tensor::from_primitive::<Flex>(f32_tensor(
+        out,
+        [n, c, ho, wo],
+    )))
+}
