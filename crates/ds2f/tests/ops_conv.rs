@@ -358,3 +358,47 @@ fn conv_bn_inference_equals_the_three_operations() {
     let ours = ops::conv_bn(&conv, &bn2, x, ops::Activation::Relu);
     assert!(max_rel_err(ours, three) < 1e-5, "training");
 }
+
+/// `ops::conv_bn_cat` equals `ops::conv_bn` of the concatenation: at inference on a plane large
+/// enough for the implicit-GEMM kernel (which then reads the parts directly) and on a small one
+/// (concatenated), and in training.
+#[test]
+fn conv_bn_cat_equals_conv_bn_of_the_concatenation() {
+    use burn::module::{Param, RunningState};
+    use burn::nn::BatchNormConfig;
+    for device in [Device::flex(), Device::flex().autodiff()] {
+        device.seed(12);
+        let conv = Conv2dConfig::new([7, 10], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .with_bias(false)
+            .init(&device);
+        let mut bn = BatchNormConfig::new(10).init(&device);
+        let stat = |m: f64| Tensor::<1>::random([10], Distribution::Normal(m, 0.5), &device);
+        bn.gamma = Param::from_tensor(stat(1.0));
+        bn.beta = Param::from_tensor(stat(0.0));
+        bn.running_mean = RunningState::new(stat(0.2));
+        bn.running_var = RunningState::new(stat(1.0).abs() + 0.2);
+        for size in [[66, 70], [9, 13]] {
+            let a = Tensor::<4>::random(
+                [1, 3, size[0], size[1]],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let b = Tensor::<4>::random(
+                [1, 4, size[0], size[1]],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let whole = Tensor::cat(vec![a.clone(), b.clone()], 1);
+            let reference = ops::conv_bn(&conv, &bn, whole, ops::Activation::Relu);
+            let parts = ops::conv_bn_cat(&conv, &bn, vec![a, b], ops::Activation::Relu);
+            assert_eq!(parts.dims(), [1, 10, size[0], size[1]]);
+            let err = max_rel_err(parts, reference);
+            assert!(
+                err < 1e-6,
+                "{size:?} autodiff {}: {err}",
+                device.is_autodiff()
+            );
+        }
+    }
+}

@@ -90,7 +90,16 @@ impl DoubleConv {
     /// - `x`: `[batch, in, h, w]`
     /// - output: `[batch, out, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = crate::ops::conv_bn(&self.conv1, &self.bn1, x, Activation::Relu); // [batch, out, h, w]
+        self.forward_cat(vec![x])
+    }
+
+    /// [`DoubleConv::forward`] of `Tensor::cat(parts, 1)` (at inference without building it).
+    ///
+    /// # Shapes
+    /// - `parts`: `[batch, in_i, h, w]` with `Σ in_i = in`
+    /// - output: `[batch, out, h, w]`
+    pub fn forward_cat(&self, parts: Vec<Tensor<4>>) -> Tensor<4> {
+        let x = crate::ops::conv_bn_cat(&self.conv1, &self.bn1, parts, Activation::Relu); // [batch, out, h, w]
         crate::ops::conv_bn(&self.conv2, &self.bn2, x, Activation::Relu) // [batch, out, h, w]
     }
 }

@@ -95,7 +95,7 @@ impl Up {
         let [_, _, h, w] = skip.dims();
         let up = bilinear(x, [h, w], true); // [n, in1, h, w]
         let up = self.reduce.forward(up); // [n, out, h, w]
-        self.conv.forward(Tensor::cat(vec![up, skip], 1)) // [n, out, h, w]
+        self.conv.forward_cat(vec![up, skip]) // [n, out, h, w]
     }
 }
 

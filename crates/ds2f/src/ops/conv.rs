@@ -386,8 +386,10 @@ pub(super) fn forward_with(
         }
         _ => weight,
     };
+    let xs = [data(&x)];
     let problem = super::implicit_gemm::Problem {
-        x: data(&x),
+        x: &xs,
+        part_channels: &[cin],
         n,
         cin,
         weight: data(&weight),
@@ -426,12 +428,57 @@ pub(super) fn forward_with(
     tensor(out, [n, cout, g.ho, g.wo])
 }
 
+/// [`forward_with`] of the channel concatenation of `parts` (one batch), without
+/// building it, when the implicit GEMM runs this convolution (AVX-512, ungrouped, large enough
+/// output); `None` otherwise.
+pub(super) fn forward_parts(
+    parts: &[FlexTensor],
+    weight: FlexTensor,
+    options: &ConvOptions<2>,
+    fused: &Fused,
+) -> Option<FlexTensor> {
+    let [cout, cin, kh, kw] = weight.shape().dims();
+    let [n, _, h, w] = parts.first()?.shape().dims();
+    let g = Geometry::new([h, w], [kh, kw], options);
+    let shapes_fit = parts.iter().all(|p| {
+        let [pn, _, ph, pw] = p.shape().dims();
+        [pn, ph, pw] == [n, h, w]
+    });
+    let channels: Vec<usize> = parts.iter().map(|p| p.shape().dims::<4>()[1]).collect();
+    if options.groups != 1
+        || !shapes_fit
+        || channels.iter().sum::<usize>() != cin
+        || Kernel::Auto.resolve(n, &g) != Kernel::ImplicitGemm
+    {
+        return None;
+    }
+    let weight = weight.to_contiguous();
+    let parts: Vec<FlexTensor> = parts.iter().map(|p| p.to_contiguous()).collect();
+    let xs: Vec<&[f32]> = parts.iter().map(data).collect();
+    let problem = super::implicit_gemm::Problem {
+        x: &xs,
+        part_channels: &channels,
+        n,
+        cin,
+        weight: data(&weight),
+        cout,
+        groups: 1,
+        scale: fused.scale,
+    };
+    let epilogue = super::implicit_gemm::Epilogue {
+        shift: fused.shift,
+        relu: fused.relu,
+    };
+    let out = super::implicit_gemm::conv_forward(&problem, &g, epilogue);
+    Some(tensor(out, [n, cout, g.ho, g.wo]))
+}
+
 /// Per tile of output rows, `Y[Cout_g, T] = W[Cout_g, K] · col[K, T]` by gemm straight into
 /// the NCHW output (flex converts to NHWC and back). `p.scale` must be `None` (scale the
 /// weights first).
 fn im2col_forward(p: &super::implicit_gemm::Problem, g: &Geometry) -> Vec<f32> {
-    debug_assert!(p.scale.is_none());
-    let (xs, ws, n, cin, cout, groups) = (p.x, p.weight, p.n, p.cin, p.cout, p.groups);
+    debug_assert!(p.scale.is_none() && p.x.len() == 1);
+    let (xs, ws, n, cin, cout, groups) = (p.x[0], p.weight, p.n, p.cin, p.cout, p.groups);
     let cin_g = cin / groups;
     let cout_g = cout / groups;
     let k = cin_g * g.kh * g.kw;

@@ -14,8 +14,11 @@ use burn::tensor::activation::relu;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
 
-use super::conv::{Fused, Kernel, Route, flex_route, forward_with, plain_primitives};
+use super::conv::{
+    Fused, Kernel, Route, flex_route, forward_parts, forward_with, plain_primitives,
+};
 use super::{batch_norm_module, conv2d_module};
+use burn_flex::FlexTensor;
 
 /// The activation after [`conv_bn`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +36,22 @@ pub enum Activation {
 /// - `x`: `[batch, channels_in, height, width]`
 /// - output: `[batch, channels_out, height_out, width_out]`
 pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, activation: Activation) -> Tensor<4> {
+    conv_bn_cat(conv, bn, vec![x], activation)
+}
+
+/// [`conv_bn`] of `Tensor::cat(parts, 1)`. At inference, where the implicit-GEMM kernel runs
+/// the convolution, the concatenation is never built: the kernel reads each part directly
+/// (the U-Net decoder's `cat([up, skip])`).
+///
+/// # Shapes
+/// - `parts`: `[batch, channels_i, height, width]`, `Σ channels_i = channels_in`
+/// - output: `[batch, channels_out, height_out, width_out]`
+pub fn conv_bn_cat(
+    conv: &Conv2d,
+    bn: &BatchNorm,
+    mut parts: Vec<Tensor<4>>,
+    activation: Activation,
+) -> Tensor<4> {
     let padding = match conv.padding {
         PaddingConfig2d::Valid => Some([(0, 0), (0, 0)]),
         PaddingConfig2d::Explicit(top, left, bottom, right) => Some([(top, bottom), (left, right)]),
@@ -40,7 +59,7 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, activation: Activati
     };
     let weight = conv.weight.val();
     let plain = Some(Route::Plain);
-    let fusable = flex_route(&x) == plain
+    let fusable = parts.iter().all(|x| flex_route(x) == plain)
         && flex_route(&weight) == plain
         && conv
             .bias
@@ -52,6 +71,11 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, activation: Activati
         .map(|p| ConvOptions::new_with_padding(conv.stride, p, conv.dilation, conv.groups))
         .filter(|o| fusable && !o.is_asymmetric());
     let Some(options) = options else {
+        let x = if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Tensor::cat(parts, 1)
+        };
         let y = batch_norm_module(bn, conv2d_module(conv, x));
         return match activation {
             Activation::Identity => y,
@@ -83,6 +107,28 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, activation: Activati
         scale: Some(&scale),
         shift: Some(&shift),
         relu: activation == Activation::Relu,
+    };
+    if parts.len() > 1 {
+        let flex: Vec<FlexTensor> = parts
+            .iter()
+            .map(|x| {
+                x.clone()
+                    .try_into_primitive::<Flex>()
+                    .expect("checked: flex")
+            })
+            .collect();
+        let weight = weight
+            .clone()
+            .try_into_primitive::<Flex>()
+            .expect("checked: flex");
+        if let Some(out) = forward_parts(&flex, weight, &options, &fused) {
+            return Tensor::from_primitive::<Flex>(out);
+        }
+    }
+    let x = if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Tensor::cat(parts, 1)
     };
     let (x, weight) = plain_primitives(x, weight);
     Tensor::from_primitive::<Flex>(forward_with(x, weight, &options, &fused, Kernel::Auto))

@@ -62,8 +62,11 @@ pub(super) struct Epilogue<'a> {
 
 /// The input of one convolution: a contiguous NCHW batch and its weights.
 pub(super) struct Problem<'a> {
-    /// `[n, cin, h, w]` values.
-    pub x: &'a [f32],
+    /// `[n, cin, h, w]` values, as one or more contiguous parts `[n, c_part, h, w]` that are
+    /// concatenated along the channels (a decoder's `cat([up, skip])` is never built).
+    pub x: &'a [&'a [f32]],
+    /// Channels of each part of `x` (summing to `cin`).
+    pub part_channels: &'a [usize],
     pub n: usize,
     pub cin: usize,
     /// `[cout, cin / groups, kh, kw]` values.
@@ -108,13 +111,23 @@ pub(super) fn conv_forward(problem: &Problem, g: &Geometry, epilogue: Epilogue) 
         dst: OutPtr(out.as_mut_ptr()),
         epilogue,
     };
-    let in_img = cin * g.h * g.w;
+    let hw = g.h * g.w;
+    debug_assert_eq!(problem.part_channels.iter().sum::<usize>(), cin);
     let patch_len = split.panels * blocks.size * NR;
     (0..split.jobs()).into_par_iter().for_each_init(
         || vec![0.0f32; patch_len],
         |patches, job| {
             let (img, q0, q1, m0, m1) = split.job(job);
-            let x_img = &x[img * in_img..][..in_img];
+            let x_img: Vec<&[f32]> = x
+                .iter()
+                .zip(problem.part_channels)
+                .map(|(part, &c)| &part[img * c * hw..][..c * hw])
+                .collect();
+            let x_img = Image {
+                parts: &x_img,
+                channels: problem.part_channels,
+                plane: hw,
+            };
             // m indexes (group, micro-panel) pairs, so that grouped convolutions split too.
             let mut m = m0;
             while m < m1 {
@@ -123,7 +136,7 @@ pub(super) fn conv_forward(problem: &Problem, g: &Geometry, epilogue: Epilogue) 
                 let (p0, p1) = (m - group * m_panels, end - group * m_panels);
                 for b in 0..blocks.count {
                     let (k0, k1) = blocks.range(b);
-                    pack_patches(x_img, group * cin_g, g, q0, q1, k0, k1, patches);
+                    pack_patches(&x_img, group * cin_g, g, q0, q1, k0, k1, patches);
                     ctx.run(img, group, p0, p1, q0, q1, b, patches);
                 }
                 m = end;
@@ -330,7 +343,7 @@ fn pack_weights(p: &Problem, g: &Geometry, blocks: &KBlocks) -> Vec<f32> {
 /// last micro-tile keep old values; their outputs are never stored.
 #[allow(clippy::too_many_arguments)]
 fn pack_patches(
-    x_img: &[f32],
+    x_img: &Image,
     c0: usize,
     g: &Geometry,
     q0: usize,
@@ -340,30 +353,71 @@ fn pack_patches(
     out: &mut [f32],
 ) {
     let kc = k1 - k0;
-    let plane = g.h * g.w;
     let taps = g.kh * g.kw;
+    // The pixel range cut at output-row and micro-tile boundaries: the same for every
+    // reduction row, so computed once (the divisions cost more than the short copies).
+    let mut segments = Vec::new();
+    let mut q = q0;
+    while q < q1 {
+        let (oy, ox) = (q / g.wo, q % g.wo);
+        let (pp, lane) = ((q - q0) / NR, (q - q0) % NR);
+        let len = (NR - lane).min(g.wo - ox).min(q1 - q);
+        segments.push(Segment {
+            oy,
+            ox,
+            len,
+            offset: pp * kc * NR + lane,
+        });
+        q += len;
+    }
     for kk in k0..k1 {
         let (ci, tap) = (kk / taps, kk % taps);
         let (i, j) = (tap / g.kw, tap % g.kw);
-        let x_plane = &x_img[(c0 + ci) * plane..][..plane];
+        let x_plane = x_img.plane(c0 + ci);
         let (lo, hi) = g.valid_cols(j);
-        let step = kk - k0;
-        let mut q = q0;
-        while q < q1 {
-            let (oy, ox) = (q / g.wo, q % g.wo);
-            let row_end = (q - ox + g.wo).min(q1);
-            let src_row = g.input(0, oy, i).map(|iy| &x_plane[iy * g.w..][..g.w]);
-            // Split the row's pixels at micro-tile boundaries.
-            while q < row_end {
-                let (pp, lane) = ((q - q0) / NR, (q - q0) % NR);
-                let len = (NR - lane).min(row_end - q);
-                let dst = &mut out[(pp * kc + step) * NR + lane..][..len];
-                let ox = q % g.wo;
-                fill_segment(dst, ox, src_row, lo, hi, g, j);
-                q += len;
+        let step = (kk - k0) * NR;
+        let mut row = (usize::MAX, None);
+        for s in &segments {
+            if row.0 != s.oy {
+                row = (
+                    s.oy,
+                    g.input(0, s.oy, i).map(|iy| &x_plane[iy * g.w..][..g.w]),
+                );
             }
+            let dst = &mut out[s.offset + step..][..s.len];
+            fill_segment(dst, s.ox, row.1, lo, hi, g, j);
         }
     }
+}
+
+/// One image of the input, as the parts it is concatenated from.
+struct Image<'a> {
+    parts: &'a [&'a [f32]],
+    channels: &'a [usize],
+    /// Floats per channel plane.
+    plane: usize,
+}
+
+impl<'a> Image<'a> {
+    /// The plane of input channel `c`.
+    fn plane(&self, mut c: usize) -> &'a [f32] {
+        for (part, &channels) in self.parts.iter().zip(self.channels) {
+            if c < channels {
+                return &part[c * self.plane..][..self.plane];
+            }
+            c -= channels;
+        }
+        panic!("channel {c} past the input's channels")
+    }
+}
+
+/// Output pixels `(oy, ox..ox + len)` and where they start in a packed patch block (without
+/// the reduction step's offset).
+struct Segment {
+    oy: usize,
+    ox: usize,
+    len: usize,
+    offset: usize,
 }
 
 /// `dst[t] = x[iy, (ox + t)·s + j·d − p]` for output columns `ox + t` in `[lo, hi)`, else 0.

@@ -25,7 +25,7 @@ mod resample;
 
 pub use batch_norm::batch_norm_module;
 pub use conv::{conv2d, conv2d_module};
-pub use conv_bn::{Activation, conv_bn};
+pub use conv_bn::{Activation, conv_bn, conv_bn_cat};
 pub use resample::{bilinear_inference, max_pool_inference};
 
 use burn::tensor::{Bytes, DType, Shape};
