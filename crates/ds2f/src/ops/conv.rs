@@ -398,12 +398,7 @@ pub(super) fn forward_with(
         scale: if implicit { fused.scale } else { None },
     };
     if implicit {
-        let epilogue = super::implicit_gemm::Epilogue {
-            shift: fused.shift,
-            relu: fused.relu,
-        };
-        let out = super::implicit_gemm::conv_forward(&problem, &g, epilogue);
-        return tensor(out, [n, cout, g.ho, g.wo]);
+        return implicit_forward(&problem, &g, fused);
     }
     let mut out = if depthwise {
         let out = Flex::conv2d(x.clone(), weight.clone(), None, options.clone()).to_contiguous();
@@ -465,12 +460,22 @@ pub(super) fn forward_parts(
         groups: 1,
         scale: fused.scale,
     };
+    Some(implicit_forward(&problem, &g, fused))
+}
+
+/// The implicit-GEMM convolution of `problem` (whose `scale` is `fused.scale`) finished by
+/// `fused`'s shift and ReLU.
+fn implicit_forward(
+    problem: &super::implicit_gemm::Problem,
+    g: &Geometry,
+    fused: &Fused,
+) -> FlexTensor {
     let epilogue = super::implicit_gemm::Epilogue {
         shift: fused.shift,
         relu: fused.relu,
     };
-    let out = super::implicit_gemm::conv_forward(&problem, &g, epilogue);
-    Some(tensor(out, [n, cout, g.ho, g.wo]))
+    let out = super::implicit_gemm::conv_forward(problem, g, epilogue);
+    tensor(out, [problem.n, problem.cout, g.ho, g.wo])
 }
 
 /// Per tile of output rows, `Y[Cout_g, T] = W[Cout_g, K] · col[K, T]` by gemm straight into
