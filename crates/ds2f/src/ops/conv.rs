@@ -498,42 +498,43 @@ fn im2col_forward(p: &super::implicit_gemm::Problem, g: &Geometry) -> Vec<f32> {
             let (img, r0, r1) = tiling.tile(job);
             let t = (r1 - r0) * g.wo;
             let x_img = &xs[img * in_img..][..in_img];
-            for group in 0..groups {
-                let tile = Tile {
-                    c0: group * cin_g,
-                    cin_g,
-                    r0,
-                    r1,
-                };
-                let (rhs, rhs_rs) = col_matrix(x_img, &tile, g, col);
-                let offset = (img * cout + group * cout_g) * plane_out + r0 * g.wo;
-                // SAFETY: the destination is rows [r0, r1) of channels group·cout_g.. of image
-                // img, which no other job writes; lhs is the group's cout_g × k block of the
-                // weights; rhs is k × t with row stride rhs_rs inside col or x_img.
-                unsafe {
-                    gemm::gemm(
-                        cout_g,
-                        t,
-                        k,
-                        dst.at(offset),
-                        1,
-                        plane_out as isize,
-                        false,
-                        ws[group * cout_g * k..].as_ptr(),
-                        1,
-                        k as isize,
-                        rhs,
-                        1,
-                        rhs_rs as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
-            }
+            for_each_group(
+                x_img,
+                groups,
+                cin_g,
+                [r0, r1],
+                g,
+                col,
+                |group, rhs, rhs_rs| {
+                    let offset = (img * cout + group * cout_g) * plane_out + r0 * g.wo;
+                    // SAFETY: the destination is rows [r0, r1) of channels group·cout_g.. of image
+                    // img, which no other job writes; lhs is the group's cout_g × k block of the
+                    // weights; rhs is k × t with row stride rhs_rs inside col or x_img.
+                    unsafe {
+                        gemm::gemm(
+                            cout_g,
+                            t,
+                            k,
+                            dst.at(offset),
+                            1,
+                            plane_out as isize,
+                            false,
+                            ws[group * cout_g * k..].as_ptr(),
+                            1,
+                            k as isize,
+                            rhs,
+                            1,
+                            rhs_rs as isize,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                },
+            );
         },
     );
     out
@@ -555,6 +556,30 @@ impl SharedMut {
     unsafe fn at(self, offset: usize) -> *mut f32 {
         // SAFETY: the caller keeps offset inside the buffer.
         unsafe { self.0.add(offset) }
+    }
+}
+
+/// Calls `f(group, matrix, stride)` with the im2col matrix (see [`col_matrix`]) of output rows
+/// `[r0, r1)` of `x_img` for each group of `cin_g` input channels in turn.
+#[allow(clippy::too_many_arguments)]
+fn for_each_group(
+    x_img: &[f32],
+    groups: usize,
+    cin_g: usize,
+    [r0, r1]: [usize; 2],
+    g: &Geometry,
+    col: &mut [f32],
+    mut f: impl FnMut(usize, *const f32, usize),
+) {
+    for group in 0..groups {
+        let tile = Tile {
+            c0: group * cin_g,
+            cin_g,
+            r0,
+            r1,
+        };
+        let (matrix, stride) = col_matrix(x_img, &tile, g, col);
+        f(group, matrix, stride);
     }
 }
 
@@ -776,43 +801,44 @@ fn gemm_weight_grad(
                 let (img, r0, r1) = tiling.tile(job);
                 let t = (r1 - r0) * g.wo;
                 let x_img = &xs[img * in_img..][..in_img];
-                for group in 0..groups {
-                    let tile = Tile {
-                        c0: group * cin_g,
-                        cin_g,
-                        r0,
-                        r1,
-                    };
-                    let (rhs, rhs_cs) = col_matrix(x_img, &tile, g, &mut col);
-                    let lhs = &dy[img * out_img + (group * cout_g * g.ho + r0) * g.wo..];
-                    let dst = &mut acc[group * cout_g * k..][..cout_g * k];
-                    // SAFETY: dst is cout_g × k with row stride k; lhs is cout_g × t with row
-                    // stride ho·wo inside dy (the last row ends at most at the image's end);
-                    // rhs (colᵀ) is t × k with column stride rhs_cs inside col or x_img.
-                    unsafe {
-                        gemm::gemm(
-                            cout_g,
-                            k,
-                            t,
-                            dst.as_mut_ptr(),
-                            1,
-                            k as isize,
-                            true,
-                            lhs.as_ptr(),
-                            1,
-                            (g.ho * g.wo) as isize,
-                            rhs,
-                            rhs_cs as isize,
-                            1,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    }
-                }
+                for_each_group(
+                    x_img,
+                    groups,
+                    cin_g,
+                    [r0, r1],
+                    g,
+                    &mut col,
+                    |group, rhs, rhs_cs| {
+                        let lhs = &dy[img * out_img + (group * cout_g * g.ho + r0) * g.wo..];
+                        let dst = &mut acc[group * cout_g * k..][..cout_g * k];
+                        // SAFETY: dst is cout_g × k with row stride k; lhs is cout_g × t with row
+                        // stride ho·wo inside dy (the last row ends at most at the image's end);
+                        // rhs (colᵀ) is t × k with column stride rhs_cs inside col or x_img.
+                        unsafe {
+                            gemm::gemm(
+                                cout_g,
+                                k,
+                                t,
+                                dst.as_mut_ptr(),
+                                1,
+                                k as isize,
+                                true,
+                                lhs.as_ptr(),
+                                1,
+                                (g.ho * g.wo) as isize,
+                                rhs,
+                                rhs_cs as isize,
+                                1,
+                                1.0,
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                gemm::Parallelism::None,
+                            );
+                        }
+                    },
+                );
             }
             acc
         })
