@@ -5,12 +5,13 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use ds2f::config::{ExperimentConfig, LossConfig};
 use ds2f::model::{Framework, ModelConfig};
 use ds2f::train::Objective;
+use ds2f::train::parallel::forward_backward;
+use ds2f_data::loader::Batch;
 
 /// Arguments of `bench`.
 #[derive(clap::Args)]
@@ -45,7 +46,8 @@ pub struct Args {
     /// Further model settings as config overrides, e.g. `--set model.sr_head_widths=[16,8]`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// Device: cpu (default), wgpu[:N], cuda[:N].
+    /// Device: cpu (default), wgpu[:N], cuda[:N]; in train mode a comma-separated list
+    /// (`cuda:0,cuda:1`) splits the batch across the devices as `train.devices` does.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -60,7 +62,15 @@ fn peak_rss_mb() -> Option<f64> {
 
 /// Runs `bench`.
 pub fn run(args: Args) -> Result<()> {
-    let device = ds2f::device::select(&args.device)?;
+    let devices = args
+        .device
+        .split(',')
+        .map(|name| ds2f::device::select(name.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if devices.len() > 1 && (args.mode != "train" || devices.len() > args.batch) {
+        anyhow::bail!("--device: several devices only in train mode, at most --batch of them");
+    }
+    let device = devices[0].clone();
     let [h, w] = crate::info::parse_size(&args.lr_size)?;
     let framework: Framework =
         serde_json::from_value(serde_json::Value::String(args.framework.clone()))
@@ -80,7 +90,9 @@ pub fn run(args: Args) -> Result<()> {
     };
     let mut times = Vec::with_capacity(args.steps);
     if train {
-        let device = device.autodiff();
+        // The step of `ds2f train`: one device, or the batch split across several.
+        let devices: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
+        let device = devices[0].clone();
         let mut model = model_config.init_train(&device);
         let config = ExperimentConfig {
             model: model_config.clone(),
@@ -88,29 +100,13 @@ pub fn run(args: Args) -> Result<()> {
         };
         let mut optim = ds2f::train::optimizer(&config);
         let objective = Objective::new(framework, &LossConfig::default(), 2, None);
-        let n = args.batch;
         let r = model_config.effective_upscale();
         for i in 0..args.warmup + args.steps {
-            let x = Tensor::<4>::random([n, 3, h, w], Distribution::Uniform(-1.0, 1.0), &device);
-            let y = Tensor::<3, Int>::random(
-                [n, h * r, w * r],
-                Distribution::Uniform(0.0, 2.0),
-                &device,
-            );
-            let hr = Tensor::<4>::random(
-                [n, 3, h * r, w * r],
-                Distribution::Uniform(-1.0, 1.0),
-                &device,
-            );
+            let batch = random_batch(args.batch, h, w, r);
             let started = Instant::now();
-            let terms = objective.terms(model.forward_train(x), y, hr);
-            let loss = terms
-                .into_iter()
-                .map(|t| t.value)
-                .reduce(|a, b| a.add(b))
-                .expect("the seg term");
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(0.01, model, grads);
+            let step = forward_backward(&model, &batch, &devices, &objective)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            model = optim.step(0.01, model, step.grads);
             // Wait for the step to finish (asynchronous backends).
             let _ = model.seg_head.conv.weight.val().into_data();
             if i >= args.warmup {
@@ -148,6 +144,32 @@ pub fn run(args: Args) -> Result<()> {
     });
     println!("{line}");
     Ok(())
+}
+
+/// A batch of uniform random LR/HR images in [−1, 1] and random binary HR masks.
+fn random_batch(n: usize, h: usize, w: usize, r: usize) -> Batch {
+    let cpu = Device::flex();
+    let uniform = |shape: [usize; 4]| -> Vec<f32> {
+        Tensor::<4>::random(shape, Distribution::Uniform(-1.0, 1.0), &cpu)
+            .into_data()
+            .iter::<f32>()
+            .collect()
+    };
+    let (hh, hw) = (h * r, w * r);
+    let mask = uniform([n, 1, hh, hw])
+        .into_iter()
+        .map(|v| u8::from(v > 0.0))
+        .collect();
+    Batch {
+        lr: uniform([n, 3, h, w]),
+        hr: uniform([n, 3, hh, hw]),
+        mask,
+        fov: None,
+        names: (0..n).map(|i| format!("random{i}")).collect(),
+        n,
+        lr_size: (h as u32, w as u32),
+        hr_size: (hh as u32, hw as u32),
+    }
 }
 
 /// Sorts `times` and returns their median.

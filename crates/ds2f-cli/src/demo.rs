@@ -68,7 +68,7 @@ pub fn run(args: Args) -> Result<()> {
         config: Some(config_path),
         overrides: Vec::new(),
         resume: None,
-        device: args.device.clone(),
+        device: Some(args.device.clone()),
     })?;
     let run = outcome.run_dir;
     crate::evaluate::run(crate::evaluate::Args {

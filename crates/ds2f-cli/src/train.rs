@@ -1,4 +1,4 @@
-//! `ds2f train --config FILE [--set key=value]... [--resume RUN] [--device cpu]`.
+//! `ds2f train --config FILE [--set key=value]... [--resume RUN] [--device cpu[,cpu...]]`.
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -19,15 +19,15 @@ pub struct Args {
     /// Continue the run in this folder from its last checkpoint.
     #[arg(long, value_name = "RUN")]
     pub resume: Option<PathBuf>,
-    /// Device: cpu (default), wgpu[:N], cuda[:N] (GPU builds only).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// Device: cpu, wgpu[:N], cuda[:N] (GPU builds only); a comma-separated list
+    /// (`cuda:0,cuda:1`) trains data-parallel. Default: the config's `train.devices`, else cpu.
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 /// Runs `train`; returns the outcome for `demo`.
 pub fn run(args: Args) -> Result<TrainOutcome> {
-    let device = ds2f::device::select(&args.device)?;
-    let (config, run_dir) = match (&args.resume, &args.config) {
+    let (mut config, run_dir) = match (&args.resume, &args.config) {
         (Some(run), _) => {
             if args.config.is_some() || !args.overrides.is_empty() {
                 bail!(
@@ -45,6 +45,20 @@ pub fn run(args: Args) -> Result<TrainOutcome> {
             (config, dir)
         }
         (None, None) => bail!("give --config FILE (or --resume RUN)"),
+    };
+    if let Some(list) = &args.device {
+        config.train.devices = list.split(',').map(|d| d.trim().to_string()).collect();
+        config.validate().context("--device")?;
+    }
+    let devices = if config.train.devices.is_empty() {
+        vec![ds2f::device::select("cpu")?]
+    } else {
+        config
+            .train
+            .devices
+            .iter()
+            .map(|name| ds2f::device::select(name).context("train.devices"))
+            .collect::<Result<Vec<_>>>()?
     };
     let splits = ds2f::dataset::split(
         &config.data,
@@ -66,7 +80,7 @@ pub fn run(args: Args) -> Result<TrainOutcome> {
         &config,
         &splits,
         &run_dir,
-        &device,
+        &devices,
         args.resume.is_some(),
         &mut Progress::new(),
     )?;

@@ -165,7 +165,13 @@ fn bad_config_keys_and_values_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let config = setup(tmp.path());
     let c = config.to_str().unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
+        // Data-parallel devices: at most one per sample of a batch (2 here), known names.
+        (&["--device", "cpu,cpu,cpu"], "config key `train.devices`"),
+        (
+            &["--set", "train.devices=[\"cpu\", \"tpu\"]"],
+            "unknown device `tpu`",
+        ),
         (
             &["--set", "train.epoch=3"],
             "unknown key `train.epoch` (did you mean `train.epochs`?)",

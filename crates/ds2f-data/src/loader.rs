@@ -127,6 +127,43 @@ impl Batch {
         }
         Ok(b)
     }
+
+    /// Splits the batch into `parts` consecutive shards whose sizes differ by at most one (the
+    /// first ones take the remainder), for data-parallel training across devices.
+    ///
+    /// # Errors
+    /// [`DataError::Invalid`] when `parts` is 0 or larger than the batch.
+    pub fn split(&self, parts: usize) -> Result<Vec<Batch>> {
+        if parts == 0 || parts > self.n {
+            return Err(DataError::Invalid {
+                name: "batch",
+                reason: format!(
+                    "cannot split a batch of {} samples into {parts} shards",
+                    self.n
+                ),
+            });
+        }
+        let per = |len: usize| len / self.n;
+        let (lr, hr, mask) = (per(self.lr.len()), per(self.hr.len()), per(self.mask.len()));
+        let mut shards = Vec::with_capacity(parts);
+        let mut start = 0;
+        for k in 0..parts {
+            let n = self.n / parts + usize::from(k < self.n % parts);
+            let range = |stride: usize| start * stride..(start + n) * stride;
+            shards.push(Batch {
+                lr: self.lr[range(lr)].to_vec(),
+                hr: self.hr[range(hr)].to_vec(),
+                mask: self.mask[range(mask)].to_vec(),
+                fov: self.fov.as_ref().map(|f| f[range(mask)].to_vec()),
+                names: self.names[start..start + n].to_vec(),
+                n,
+                lr_size: self.lr_size,
+                hr_size: self.hr_size,
+            });
+            start += n;
+        }
+        Ok(shards)
+    }
 }
 
 /// Loader settings.
@@ -392,6 +429,29 @@ mod tests {
     fn collect(cfg: LoaderConfig, len: usize, epoch: u64) -> Vec<Result<Batch>> {
         let src = Arc::new(from_fn(len, fake));
         EpochLoader::new(src, cfg, epoch).unwrap().collect()
+    }
+
+    #[test]
+    fn split_gives_the_collated_shards_in_order() {
+        let samples = |range: std::ops::Range<usize>| -> Vec<Sample> {
+            range
+                .map(|i| fake(i, &mut sample_rng(3, 0, i)).unwrap())
+                .collect()
+        };
+        let batch = Batch::collate(samples(0..5)).unwrap();
+        let shards = batch.split(2).unwrap();
+        assert_eq!(shards.len(), 2);
+        // The first shard takes the remainder; each equals collating its own samples.
+        assert_eq!(shards[0], Batch::collate(samples(0..3)).unwrap());
+        assert_eq!(shards[1], Batch::collate(samples(3..5)).unwrap());
+        let ones = batch.split(5).unwrap();
+        assert!(ones.iter().all(|b| b.n == 1 && b.mask.len() == 4));
+        assert_eq!(ones[4].names, vec!["item4".to_string()]);
+        assert_eq!(batch.split(1).unwrap(), vec![batch.clone()]);
+        for bad in [0, 6] {
+            let e = batch.split(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("into {bad} shards")), "{e}");
+        }
     }
 
     #[test]

@@ -91,6 +91,11 @@ pub struct TrainConfig {
     pub class_weights: Option<Vec<f32>>,
     /// Loss terms and their weights.
     pub loss: LossConfig,
+    /// Devices for data-parallel training, e.g. `["cuda:0", "cuda:1"]`: each step splits the
+    /// batch across them, runs forward and backward on each, averages the gradients on the
+    /// first and steps there (BN statistics per device, the first device's running averages
+    /// kept, as PyTorch's DDP). Empty: the `--device` of the command line (default `cpu`).
+    pub devices: Vec<String>,
 }
 
 /// The main segmentation loss (`train.loss.seg`).
@@ -200,6 +205,7 @@ impl Default for TrainConfig {
             seed: 42,
             class_weights: None,
             loss: LossConfig::default(),
+            devices: Vec::new(),
         }
     }
 }
@@ -295,6 +301,12 @@ impl ExperimentConfig {
         }
         if self.train.batch_size == 0 {
             return bad("train.batch_size", "must be at least 1");
+        }
+        if self.train.devices.len() > self.train.batch_size {
+            return bad(
+                "train.devices",
+                "more devices than samples in a batch (train.batch_size)",
+            );
         }
         if self.train.epochs == 0 {
             return bad("train.epochs", "must be at least 1");

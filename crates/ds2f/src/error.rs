@@ -168,6 +168,14 @@ pub enum TrainError {
         /// The batch size.
         batch: usize,
     },
+    /// A device's thread of a data-parallel step panicked.
+    #[error("training on device {device} failed: {message}")]
+    Worker {
+        /// The device.
+        device: String,
+        /// The panic message.
+        message: String,
+    },
 }
 
 /// Errors during prediction and evaluation.

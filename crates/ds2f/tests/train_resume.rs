@@ -79,7 +79,15 @@ fn resume_reproduces(framework: &str) {
     let device = Device::flex();
 
     let straight = tmp.path().join("straight");
-    let a = train(&config, &splits, &straight, &device, false, &mut Silent).unwrap();
+    let a = train(
+        &config,
+        &splits,
+        &straight,
+        std::slice::from_ref(&device),
+        false,
+        &mut Silent,
+    )
+    .unwrap();
 
     let interrupted = tmp.path().join("interrupted");
     let crash = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -87,13 +95,21 @@ fn resume_reproduces(framework: &str) {
             &config,
             &splits,
             &interrupted,
-            &device,
+            std::slice::from_ref(&device),
             false,
             &mut CrashAfter(2),
         )
     }));
     assert!(crash.is_err(), "the simulated crash happened");
-    let b = train(&config, &splits, &interrupted, &device, true, &mut Silent).unwrap();
+    let b = train(
+        &config,
+        &splits,
+        &interrupted,
+        std::slice::from_ref(&device),
+        true,
+        &mut Silent,
+    )
+    .unwrap();
 
     assert_eq!(b.history.len(), 3);
     let strip = |h: &[EpochRecord]| -> Vec<(usize, usize, String, String)> {
@@ -147,7 +163,15 @@ fn data_worker_count_does_not_change_the_run() {
         )
         .unwrap();
         let run = tmp.path().join(format!("w{workers}"));
-        train(&config, &splits, &run, &device, false, &mut Silent).unwrap();
+        train(
+            &config,
+            &splits,
+            &run,
+            std::slice::from_ref(&device),
+            false,
+            &mut Silent,
+        )
+        .unwrap();
         finals.push(weights(&run, &config));
     }
     assert_eq!(finals[0], finals[1]);

@@ -3,6 +3,7 @@
 //! carved out of the training set, best (inference graph only) and last (everything, with the
 //! optimiser) checkpoints, resume.
 pub mod objective;
+pub mod parallel;
 pub mod run;
 pub mod schedule;
 
@@ -20,10 +21,11 @@ use ds2f_metrics::{ConfusionMatrix, Scores};
 
 use crate::checkpoint::{Checkpoint, TrainState};
 use crate::config::ExperimentConfig;
-use crate::dataset::{ItemSource, Splits, batch_tensors, hr_tensor};
+use crate::dataset::{ItemSource, Splits, batch_tensors};
 use crate::error::TrainError;
 use crate::model::{DualStream, Segmenter};
 pub use objective::{Objective, Term};
+use parallel::StepError;
 pub use run::{EpochRecord, RunFolder, TERM_NAMES};
 use schedule::PolyLr;
 
@@ -151,13 +153,17 @@ pub fn validate(
 
 use rand_chacha::rand_core::SeedableRng;
 
-/// Trains `config` into `run_dir` on `device` (a device without autodiff; autodiff is added
-/// here). With `resume`, continues from `run_dir/checkpoints/last.ckpt`.
+/// Trains `config` into `run_dir` on `devices` (devices without autodiff; autodiff is added
+/// here): one device, or several for data-parallel steps (see [`parallel`]), the model living
+/// on the first. With `resume`, continues from `run_dir/checkpoints/last.ckpt`.
+///
+/// # Panics
+/// If `devices` is empty.
 pub fn train(
     config: &ExperimentConfig,
     splits: &Splits,
     run_dir: &Path,
-    device: &Device,
+    devices: &[Device],
     resume: bool,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome, TrainError> {
@@ -174,7 +180,9 @@ pub fn train(
         return Err(TrainError::DataCheck(problems));
     }
     let run = RunFolder::new(run_dir);
-    let ad_device = device.clone().autodiff();
+    let device = devices.first().expect("at least one training device");
+    let ad_devices: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
+    let ad_device = ad_devices[0].clone();
     let mut history: Vec<EpochRecord>;
     let mut state: TrainState;
     let mut model: DualStream;
@@ -246,35 +254,27 @@ pub fn train(
         let mut lr = schedule.lr_at(state.iteration);
         for batch in loader {
             let batch = batch?;
-            let (x, y) = batch_tensors(&batch, &ad_device);
-            let hr = hr_tensor(&batch, &ad_device);
-            let terms = objective.terms(model.forward_train(x), y, hr);
-            let mut value = 0.0;
-            for term in &terms {
-                let v = term.value.clone().into_scalar::<f32>() as f64;
-                if !v.is_finite() {
-                    return Err(TrainError::NonFinite {
+            let step = parallel::forward_backward(&model, &batch, &ad_devices, &objective)
+                .map_err(|e| match e {
+                    StepError::NonFinite { term, value } => TrainError::NonFinite {
                         epoch,
                         iteration: state.iteration,
-                        term: term.name.into(),
-                        value: v,
+                        term: term.into(),
+                        value,
                         last_good: Some(run.last_checkpoint()).filter(|p| p.is_file()),
-                    });
-                }
+                    },
+                    StepError::Worker { device, message } => TrainError::Worker { device, message },
+                })?;
+            let mut value = 0.0;
+            for (name, v) in step.terms {
                 value += v;
-                if let Some(k) = TERM_NAMES.iter().position(|&n| n == term.name) {
+                if let Some(k) = TERM_NAMES.iter().position(|&n| n == name) {
                     term_sums[k] += v;
                     term_seen[k] = true;
                 }
             }
-            let loss = terms
-                .into_iter()
-                .map(|t| t.value)
-                .reduce(|a, b| a.add(b))
-                .expect("the seg term");
             lr = schedule.lr_at(state.iteration);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
+            model = optim.step(lr, model, step.grads);
             state.iteration += 1;
             loss_sum += value;
             observer.step(state.iteration, value, lr);
