@@ -70,8 +70,13 @@ fn bilinear(x: &FlexTensor, [ho, wo]: [usize; 2], align_corners: bool) -> FlexTe
     let xs = f32_data(x);
     let rows = axis(h, ho, align_corners);
     let cols = axis(w, wo, align_corners);
-    let mut out = vec![0.0f32; n * c * ho * wo];
-    out.par_chunks_mut(ho * wo).enumerate().for_each_init(
+    let len = n * c * ho * wo;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    // Every output is written below: no zero-filling pass first.
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(ho * wo)
+        .enumerate()
+        .for_each_init(
         || ([usize::MAX; 2], [vec![0.0f32; wo], vec![0.0f32; wo]]),
         |(ids, bufs), (plane, dst)| {
             let src = &xs[plane * h * w..][..h * w];
@@ -81,11 +86,13 @@ fn bilinear(x: &FlexTensor, [ho, wo]: [usize; 2], align_corners: bool) -> FlexTe
                 let b = ensure(src, w, &cols, y1, y0, ids, bufs);
                 let d = &mut dst[oy * wo..][..wo];
                 for ((o, &t), &u) in d.iter_mut().zip(&bufs[a]).zip(&bufs[b]) {
-                    *o = t * (1.0 - fy) + u * fy;
+                    o.write(t * (1.0 - fy) + u * fy);
                 }
             }
         },
     );
+    // SAFETY: the planes cover 0..len and every (row, column) of each plane was written.
+    unsafe { out.set_len(len) };
     f32_tensor(out, [n, c, ho, wo])
 }
 
@@ -139,8 +146,11 @@ pub fn max_pool_inference(
         )
     };
     let col_windows: Vec<(usize, usize)> = (0..wo).map(|o| window(o, w)).collect();
-    let mut out = vec![0.0f32; n * c * ho * wo];
-    out.par_chunks_mut(ho * wo)
+    let len = n * c * ho * wo;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    // Every output is written below: no zero-filling pass first.
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(ho * wo)
         .enumerate()
         .for_each(|(plane, dst)| {
             let src = &xs[plane * h * w..][..h * w];
@@ -157,10 +167,12 @@ pub fn max_pool_inference(
                             }
                         }
                     }
-                    *o = m;
+                    o.write(m);
                 }
             }
         });
+    // SAFETY: the planes cover 0..len and every (row, column) of each plane was written.
+    unsafe { out.set_len(len) };
     Some(Tensor::from_primitive::<Flex>(f32_tensor(
         out,
         [n, c, ho, wo],
