@@ -247,11 +247,13 @@ fn gradients_do_not_depend_on_the_thread_count() {
     }
 }
 
-/// `ops::batch_norm_module` against burn's `BatchNorm::forward` in training mode: output,
-/// gradients of the input, gamma and beta, and the running statistics afterwards.
+/// `ops::batch_norm_act` against burn's `BatchNorm::forward` (then `relu`) in training mode,
+/// without and with the fused ReLU: output, gradients of the input, gamma and beta, and the
+/// running statistics afterwards.
 #[test]
 fn batch_norm_training_equals_burn() {
     use burn::nn::BatchNormConfig;
+    use ds2f::ops::Activation;
     let device = Device::flex().autodiff();
     device.seed(9);
     // Two separate layers with the same non-trivial affine parameters (clones would share
@@ -266,34 +268,52 @@ fn batch_norm_training_equals_burn() {
     };
     let x = Tensor::<4>::random([3, 6, 7, 5], Distribution::Normal(0.5, 2.0), &device);
     let upstream = Tensor::<4>::random([3, 6, 7, 5], Distribution::Normal(0.0, 1.0), &device);
-    let mut results = Vec::new();
-    for ours in [true, false] {
-        let layer = layer();
-        let x = x.clone().detach().require_grad();
-        let out = if ours {
-            ds2f::ops::batch_norm_module(&layer, x.clone())
-        } else {
-            layer.forward(x.clone())
+    for activation in [Activation::Identity, Activation::Relu] {
+        let mut results = Vec::new();
+        for ours in [true, false] {
+            let layer = layer();
+            let x = x.clone().detach().require_grad();
+            let out = if ours {
+                ds2f::ops::batch_norm_act(&layer, x.clone(), activation)
+            } else {
+                let y = layer.forward(x.clone());
+                match activation {
+                    Activation::Identity => y,
+                    Activation::Relu => burn::tensor::activation::relu(y),
+                }
+            };
+            let grads = (out.clone() * upstream.clone()).sum().backward();
+            let gx = x.grad(&grads).expect("input gradient");
+            let gg = layer.gamma.grad(&grads).expect("gamma gradient");
+            let gb = layer.beta.grad(&grads).expect("beta gradient");
+            let rm = layer.running_mean.value();
+            let rv = layer.running_var.value();
+            results.push((out.inner(), gx, gg, gb, rm, rv));
+        }
+        let (a, b) = (results.remove(0), results.remove(0));
+        if activation == Activation::Relu {
+            // A real mix of clipped and passed values, so the mask matters.
+            let zeros = b.0.clone().equal_elem(0.0).int().sum().into_scalar::<i64>();
+            assert!((200..430).contains(&zeros), "{zeros} of 630 clipped");
+        }
+        let what = format!("{activation:?}");
+        assert!(max_rel_err(a.0, b.0) < 1e-5, "{what} output");
+        assert!(max_rel_err(a.1, b.1) < 1e-4, "{what} input gradient");
+        let close1 = |p: Tensor<1>, q: Tensor<1>| {
+            let scale = q.clone().abs().max().into_scalar::<f32>().max(1e-3);
+            (p - q).abs().max().into_scalar::<f32>() / scale
         };
-        let grads = (out.clone() * upstream.clone()).sum().backward();
-        let gx = x.grad(&grads).expect("input gradient");
-        let gg = layer.gamma.grad(&grads).expect("gamma gradient");
-        let gb = layer.beta.grad(&grads).expect("beta gradient");
-        let rm = layer.running_mean.value();
-        let rv = layer.running_var.value();
-        results.push((out.inner(), gx, gg, gb, rm, rv));
+        assert!(close1(a.2, b.2) < 1e-4, "{what} gamma gradient");
+        assert!(close1(a.3, b.3) < 1e-4, "{what} beta gradient");
+        assert!(
+            close1(a.4.inner(), b.4.inner()) < 1e-5,
+            "{what} running mean"
+        );
+        assert!(
+            close1(a.5.inner(), b.5.inner()) < 1e-5,
+            "{what} running variance"
+        );
     }
-    let (a, b) = (results.remove(0), results.remove(0));
-    assert!(max_rel_err(a.0, b.0) < 1e-5, "output");
-    assert!(max_rel_err(a.1, b.1) < 1e-4, "input gradient");
-    let close1 = |p: Tensor<1>, q: Tensor<1>| {
-        let scale = q.clone().abs().max().into_scalar::<f32>().max(1e-3);
-        (p - q).abs().max().into_scalar::<f32>() / scale
-    };
-    assert!(close1(a.2, b.2) < 1e-4, "gamma gradient");
-    assert!(close1(a.3, b.3) < 1e-4, "beta gradient");
-    assert!(close1(a.4.inner(), b.4.inner()) < 1e-5, "running mean");
-    assert!(close1(a.5.inner(), b.5.inner()) < 1e-5, "running variance");
 }
 
 /// `ops::conv_bn` at inference (plain `flex`: batch norm folded into the convolution, ReLU in

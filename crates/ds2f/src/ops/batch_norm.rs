@@ -2,7 +2,9 @@
 //! two for the backward, on the `flex` CPU backend: burn 0.22.1 composes it from about ten
 //! element-wise passes forward (with transposed copies for the per-channel means) and fifteen
 //! backward. Same numbers as burn's (two-pass mean and biased variance; running statistics
-//! updated the same way); every other case is [`BatchNorm::forward`].
+//! updated the same way); every other case is [`BatchNorm::forward`]. A ReLU after the batch
+//! norm can be fused in ([`batch_norm_act`]): no separate pass or tensor for the pre-activation,
+//! and its mask recomputed from the saved input in the backward.
 use burn::backend::{Autodiff, Flex, TensorMetadata};
 use burn::nn::BatchNorm;
 use burn::tensor::{DType, Tensor};
@@ -14,6 +16,7 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use super::conv::{Route, flex_route};
+use super::conv_bn::Activation;
 use super::{f32_data, f32_tensor as tensor};
 
 /// [`BatchNorm::forward`] for a 4-D input, with our kernels when training on `flex` in f32.
@@ -22,13 +25,27 @@ use super::{f32_data, f32_tensor as tensor};
 /// - `x`: `[batch, channels, height, width]`
 /// - output: the same
 pub fn batch_norm_module(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    batch_norm_act(bn, x, Activation::Identity)
+}
+
+/// `activation(bn.forward(x))` for a 4-D input: with our kernels (the ReLU fused into the
+/// batch norm's passes) when training on `flex` in f32, else burn's operations.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]`
+/// - output: the same
+pub fn batch_norm_act(bn: &BatchNorm, x: Tensor<4>, activation: Activation) -> Tensor<4> {
     let gamma = bn.gamma.val();
     let ours = matches!(flex_route(&x), Some(Route::Autodiff))
         && flex_route(&gamma) == Some(Route::Autodiff)
         && bn.training.is_enabled()
         && gamma.dtype() == DType::F32;
     if !ours {
-        return bn.forward(x);
+        let y = bn.forward(x);
+        return match activation {
+            Activation::Identity => y,
+            Activation::Relu => burn::tensor::activation::relu(y),
+        };
     }
     let device = gamma.device();
     let gamma = gamma
@@ -42,7 +59,8 @@ pub fn batch_norm_module(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     let x = x
         .try_into_primitive::<Autodiff<Flex>>()
         .expect("checked: an autodiff flex tensor");
-    let (out, mean, variance) = train_autodiff(x, gamma, beta, bn.epsilon);
+    let relu = activation == Activation::Relu;
+    let (out, mean, variance) = train_autodiff(x, gamma, beta, bn.epsilon, relu);
     let channels = mean.len();
     let stat =
         |v: Vec<f32>| Tensor::<1>::from_data(burn::tensor::TensorData::new(v, [channels]), &device);
@@ -83,29 +101,60 @@ fn statistics(x: &[f32], n: usize, c: usize, plane: usize) -> (Vec<f32>, Vec<f32
         .unzip()
 }
 
-/// The forward kernel and its autodiff node: returns the output and the batch statistics.
+/// `relu(z)` as burn computes it: zero where `z ≤ 0`, NaN kept.
+#[inline]
+fn relu_of(z: f32) -> f32 {
+    if z <= 0.0 { 0.0 } else { z }
+}
+
+/// The forward kernel and its autodiff node (with `relu`, of `relu(bn(x))`): returns the output
+/// and the batch statistics.
 fn train_autodiff(
     x: AdTensor,
     gamma: AdTensor,
     beta: AdTensor,
     epsilon: f64,
+    relu: bool,
 ) -> (AdTensor, Vec<f32>, Vec<f32>) {
     #[derive(Debug)]
     struct BatchNormBackward;
-    /// Input, gamma, per-channel mean and 1/σ.
-    type State = (FlexTensor, FlexTensor, Vec<f32>, Vec<f32>);
+    /// Input, gamma, beta, per-channel mean and 1/σ, and whether a ReLU follows.
+    type State = (FlexTensor, FlexTensor, FlexTensor, Vec<f32>, Vec<f32>, bool);
 
     impl Backward<Flex, 3> for BatchNormBackward {
         type State = State;
         fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
             let [node_x, node_gamma, node_beta] = ops.parents;
             let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
-            let (x, gamma, mean, inv_std) = ops.state;
+            let (x, gamma, beta, mean, inv_std, relu) = ops.state;
             let [n, c, h, w] = x.shape().dims();
             let plane = h * w;
             let xs = f32_data(&x);
-            let dy = f32_data(&grad);
             let g = f32_data(&gamma); // stored contiguous by the forward
+            // The gradient reaching the batch norm: with a fused ReLU, through its mask,
+            // recomputed from the input with the forward's exact expression (one vectorised
+            // pass, as burn's own ReLU backward would be).
+            let masked: Vec<f32>;
+            let dy = if relu {
+                let (dy, b) = (f32_data(&grad), f32_data(&beta));
+                let mut m = vec![0.0f32; dy.len()];
+                m.par_chunks_mut(plane).enumerate().for_each(|(idx, out)| {
+                    let ch = idx % c;
+                    let (mu, s, shift) = (mean[ch], inv_std[ch] * g[ch], b[ch]);
+                    let off = idx * plane;
+                    for ((o, &d), &v) in out
+                        .iter_mut()
+                        .zip(&dy[off..off + plane])
+                        .zip(&xs[off..off + plane])
+                    {
+                        *o = if (v - mu) * s + shift <= 0.0 { 0.0 } else { d };
+                    }
+                });
+                masked = m;
+                &masked[..]
+            } else {
+                f32_data(&grad)
+            };
             // Σ dy and Σ dy·x̂ per channel.
             let (sum_dy, sum_dy_xhat): (Vec<f32>, Vec<f32>) = (0..c)
                 .into_par_iter()
@@ -169,13 +218,20 @@ fn train_autodiff(
     out.par_chunks_mut(plane).enumerate().for_each(|(idx, o)| {
         let ch = idx % c;
         let (m, s) = (mean[ch], inv_std[ch] * g[ch]);
-        for (y, &v) in o.iter_mut().zip(&xs[idx * plane..][..plane]) {
-            *y = (v - m) * s + b[ch];
+        let values = o.iter_mut().zip(&xs[idx * plane..][..plane]);
+        if relu {
+            for (y, &v) in values {
+                *y = relu_of((v - m) * s + b[ch]);
+            }
+        } else {
+            for (y, &v) in values {
+                *y = (v - m) * s + b[ch];
+            }
         }
     });
     let out = tensor(out, [n, c, h, w]);
     let out = match prep {
-        OpsKind::Tracked(prep) => prep.finish((xp, gp, mean.clone(), inv_std), out),
+        OpsKind::Tracked(prep) => prep.finish((xp, gp, bp, mean.clone(), inv_std, relu), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
     (out, mean, variance)

@@ -10,14 +10,13 @@ use burn::backend::Flex;
 use burn::nn::BatchNorm;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::relu;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
 
 use super::conv::{
     Fused, Kernel, Route, flex_route, forward_parts, forward_with, plain_primitives,
 };
-use super::{batch_norm_module, conv2d_module};
+use super::{batch_norm_act, conv2d_module};
 use burn_flex::FlexTensor;
 
 /// The activation after [`conv_bn`].
@@ -30,7 +29,8 @@ pub enum Activation {
 }
 
 /// `activation(bn(conv(x)))`: on the `flex` CPU device without autodiff (inference) one fused
-/// kernel; everywhere else the three operations (with our training kernels on `flex`).
+/// kernel; everywhere else the convolution, then the batch norm with the ReLU (one fused
+/// training kernel on `flex`).
 ///
 /// # Shapes
 /// - `x`: `[batch, channels_in, height, width]`
@@ -76,11 +76,7 @@ pub fn conv_bn_cat(
         } else {
             Tensor::cat(parts, 1)
         };
-        let y = batch_norm_module(bn, conv2d_module(conv, x));
-        return match activation {
-            Activation::Identity => y,
-            Activation::Relu => relu(y),
-        };
+        return batch_norm_act(bn, conv2d_module(conv, x), activation);
     };
     let values = |t: Tensor<1>| {
         t.into_data()

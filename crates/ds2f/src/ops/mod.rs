@@ -23,7 +23,7 @@ mod conv_bn;
 mod implicit_gemm;
 mod resample;
 
-pub use batch_norm::batch_norm_module;
+pub use batch_norm::{batch_norm_act, batch_norm_module};
 pub use conv::{conv2d, conv2d_module};
 pub use conv_bn::{Activation, conv_bn, conv_bn_cat};
 pub use resample::{bilinear_inference, max_pool_inference};

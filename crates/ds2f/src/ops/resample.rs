@@ -77,20 +77,20 @@ fn bilinear(x: &FlexTensor, [ho, wo]: [usize; 2], align_corners: bool) -> FlexTe
         .par_chunks_mut(ho * wo)
         .enumerate()
         .for_each_init(
-        || ([usize::MAX; 2], [vec![0.0f32; wo], vec![0.0f32; wo]]),
-        |(ids, bufs), (plane, dst)| {
-            let src = &xs[plane * h * w..][..h * w];
-            *ids = [usize::MAX; 2];
-            for (oy, &(y0, y1, fy)) in rows.iter().enumerate() {
-                let a = ensure(src, w, &cols, y0, y1, ids, bufs);
-                let b = ensure(src, w, &cols, y1, y0, ids, bufs);
-                let d = &mut dst[oy * wo..][..wo];
-                for ((o, &t), &u) in d.iter_mut().zip(&bufs[a]).zip(&bufs[b]) {
-                    o.write(t * (1.0 - fy) + u * fy);
+            || ([usize::MAX; 2], [vec![0.0f32; wo], vec![0.0f32; wo]]),
+            |(ids, bufs), (plane, dst)| {
+                let src = &xs[plane * h * w..][..h * w];
+                *ids = [usize::MAX; 2];
+                for (oy, &(y0, y1, fy)) in rows.iter().enumerate() {
+                    let a = ensure(src, w, &cols, y0, y1, ids, bufs);
+                    let b = ensure(src, w, &cols, y1, y0, ids, bufs);
+                    let d = &mut dst[oy * wo..][..wo];
+                    for ((o, &t), &u) in d.iter_mut().zip(&bufs[a]).zip(&bufs[b]) {
+                        o.write(t * (1.0 - fy) + u * fy);
+                    }
                 }
-            }
-        },
-    );
+            },
+        );
     // SAFETY: the planes cover 0..len and every (row, column) of each plane was written.
     unsafe { out.set_len(len) };
     f32_tensor(out, [n, c, ho, wo])

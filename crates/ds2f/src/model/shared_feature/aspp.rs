@@ -18,7 +18,6 @@ use crate::ops::Activation;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 use super::{conv, global_avg_pool};
 
@@ -115,6 +114,6 @@ impl Aspp {
         let b = pooled.dims()[1];
         outs.push(pooled.expand([n, b, h, w])); // [n, b, h, w]
         let net = self.project.forward(Tensor::cat(outs, 1)); // [n, c_out, h, w]
-        relu(crate::ops::batch_norm_module(&self.project_bn, net)) // [n, c_out, h, w]
+        crate::ops::batch_norm_act(&self.project_bn, net, crate::ops::Activation::Relu) // [n, c_out, h, w]
     }
 }
