@@ -4,10 +4,10 @@
 //! with bias, as the reference. The hidden widths are ESPCN's 64 and 32 in the reference;
 //! they are configurable (`model.sr_head_widths`) because at a scaled-down base width they
 //! would cost more than the whole U-Net.
+use crate::ops::tanh;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{PaddingConfig2d, PixelShuffle, PixelShuffleConfig};
 use burn::prelude::*;
-use burn::tensor::activation::tanh;
 
 /// ESPCN-style SR head: LR features in, HR image out.
 #[derive(Module, Debug)]

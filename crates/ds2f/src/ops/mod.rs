@@ -15,18 +15,20 @@
 //! burn's tensors. The forward convolution is an implicit GEMM with an AVX-512 micro-kernel
 //! (`implicit_gemm`) on CPUs that have it and large enough images, else im2col tiles fed to the
 //! `gemm` crate that flex itself uses; the weight gradient is im2col + `gemm`; batch norm is two
-//! passes each way.
+//! passes each way; `tanh` keeps its output for the backward instead of recomputing it.
 
 mod batch_norm;
 mod conv;
 mod conv_bn;
 mod implicit_gemm;
 mod resample;
+mod tanh;
 
 pub use batch_norm::{batch_norm_act, batch_norm_module};
 pub use conv::{conv2d, conv2d_module};
 pub use conv_bn::{Activation, conv_bn, conv_bn_cat};
 pub use resample::{bilinear_inference, max_pool_inference};
+pub use tanh::tanh;
 
 use burn::tensor::{Bytes, DType, Shape};
 use burn_flex::{FlexTensor, Layout};
