@@ -20,6 +20,7 @@
 mod batch_norm;
 mod conv;
 mod conv_bn;
+mod gelu;
 mod implicit_gemm;
 mod resample;
 mod tanh;
@@ -27,6 +28,7 @@ mod tanh;
 pub use batch_norm::{batch_norm_act, batch_norm_module};
 pub use conv::{conv2d, conv2d_module};
 pub use conv_bn::{Activation, conv_bn, conv_bn_cat};
+pub use gelu::{gelu, gelu_composed};
 pub use resample::{bilinear_inference, max_pool_inference};
 pub use tanh::tanh;
 

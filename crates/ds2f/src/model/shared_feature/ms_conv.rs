@@ -1,9 +1,9 @@
 //! MS-Conv, the paper's multi-scale convolution (eq. 12, Fig. 3(b)); `MSConv2d` and
 //! `ImagePool` of `imed_vision/layers/task_fusion.py` (SPEC §1.2), with the Table VI ablations.
+use crate::ops::gelu;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
 use super::{MsConvParts, conv, global_avg_pool};
 

@@ -26,11 +26,11 @@
 //!
 //! [`Mscg::torch_keys`] computes this table for a built module. Declaration order equals the
 //! PyTorch registration order, so `visit` yields the parameters in `named_parameters()` order.
+use crate::ops::gelu;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
 use super::aspp::{ASPP_BRANCH_CHANNELS, ASPP_RATES};
 use super::{
