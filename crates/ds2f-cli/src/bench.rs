@@ -104,8 +104,7 @@ pub fn run(args: Args) -> Result<()> {
         for i in 0..args.warmup + args.steps {
             let batch = random_batch(args.batch, h, w, r);
             let started = Instant::now();
-            let step = forward_backward(&model, &batch, &devices, &objective)
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let step = forward_backward(&model, &batch, &devices, &objective)?;
             model = optim.step(0.01, model, step.grads);
             // Wait for the step to finish (asynchronous backends).
             let _ = model.seg_head.conv.weight.val().into_data();

@@ -547,7 +547,7 @@ fn im2col_forward(p: &super::implicit_gemm::Problem, g: &Geometry) -> Vec<f32> {
 
 /// A raw output pointer shared by jobs that write disjoint parts of one buffer.
 #[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
+pub(super) struct SharedMut(pub(super) *mut f32);
 // SAFETY: every use writes a region no other job touches (see the call sites).
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
@@ -558,7 +558,7 @@ impl SharedMut {
     ///
     /// # Safety
     /// `offset` must stay inside the buffer.
-    unsafe fn at(self, offset: usize) -> *mut f32 {
+    pub(super) unsafe fn at(self, offset: usize) -> *mut f32 {
         // SAFETY: the caller keeps offset inside the buffer.
         unsafe { self.0.add(offset) }
     }

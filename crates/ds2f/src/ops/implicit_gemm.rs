@@ -13,7 +13,7 @@
 //! packed operand or an epilogue; no crate offers convolution kernels for burn's tensors. The
 //! result of every output depends only on the weights' `k` order and [`KC`] blocking, never on
 //! how the work is split into jobs, so it is the same for every thread count.
-use super::conv::Geometry;
+use super::conv::{Geometry, SharedMut};
 use rayon::prelude::*;
 
 /// Output channels per micro-tile.
@@ -108,7 +108,7 @@ pub(super) fn conv_forward(problem: &Problem, g: &Geometry, epilogue: Epilogue) 
         cout_g,
         k,
         plane,
-        dst: OutPtr(out.as_mut_ptr()),
+        dst: SharedMut(out.as_mut_ptr()),
         epilogue,
     };
     let hw = g.h * g.w;
@@ -158,7 +158,7 @@ struct Blocks<'a> {
     cout_g: usize,
     k: usize,
     plane: usize,
-    dst: OutPtr,
+    dst: SharedMut,
     epilogue: Epilogue<'a>,
 }
 
@@ -448,22 +448,6 @@ fn fill_segment(
                 *v = src[ix0 + t * g.stride[1]];
             }
         }
-    }
-}
-
-/// The output pointer shared by jobs that write disjoint parts of one buffer.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: every job writes a region no other job touches (see `conv_forward`).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// # Safety
-    /// `offset` must stay inside the buffer's capacity.
-    unsafe fn at(self, offset: usize) -> *mut f32 {
-        // SAFETY: the caller keeps offset inside the allocation.
-        unsafe { self.0.add(offset) }
     }
 }
 

@@ -20,17 +20,12 @@ use super::{f32_data, f32_tensor};
 /// Elements per parallel chunk (large enough to amortise rayon's scheduling).
 const CHUNK: usize = 1 << 14;
 
-/// `tanh` of every element, in parallel chunks.
+/// `tanh` of every element, in parallel (collected straight into the output).
 fn tanh_all(xs: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; xs.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(xs.par_chunks(CHUNK))
-        .for_each(|(o, x)| {
-            for (o, &v) in o.iter_mut().zip(x) {
-                *o = v.tanh();
-            }
-        });
-    out
+    xs.par_iter()
+        .with_min_len(CHUNK)
+        .map(|v| v.tanh())
+        .collect()
 }
 
 /// `tanh(x)`; in training its backward uses the kept output instead of a second `tanh`.
@@ -64,14 +59,12 @@ fn tanh_autodiff(x: AdTensor) -> AdTensor {
             let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
             let Some(node) = node else { return };
             let (ys, dy) = (f32_data(&ops.state), f32_data(&grad));
-            let mut dx = vec![0.0f32; ys.len()];
-            dx.par_chunks_mut(CHUNK)
-                .zip(ys.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-                .for_each(|(o, (y, d))| {
-                    for ((o, &y), &g) in o.iter_mut().zip(y).zip(d) {
-                        *o = g * (1.0 - y * y);
-                    }
-                });
+            let dx: Vec<f32> = ys
+                .par_iter()
+                .zip(dy)
+                .with_min_len(CHUNK)
+                .map(|(&y, &g)| g * (1.0 - y * y))
+                .collect();
             grads.register::<Flex>(node.id, f32_tensor(dx, ops.state.shape()));
         }
     }

@@ -32,9 +32,10 @@ pub struct StepGrads {
 }
 
 /// Why a step failed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StepError {
     /// A loss term is NaN or infinite (on the first device whose shard shows it).
+    #[error("the {term} loss is {value}")]
     NonFinite {
         /// The term's name.
         term: &'static str,
@@ -42,6 +43,7 @@ pub enum StepError {
         value: f64,
     },
     /// A device's thread panicked.
+    #[error("training on device {device} failed: {message}")]
     Worker {
         /// The device, as burn prints it.
         device: String,
