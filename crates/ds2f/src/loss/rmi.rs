@@ -155,7 +155,7 @@ impl RmiLoss {
         // ½·logdet = ½·2·Σ log(diag + 1e-8)
         let half_logdet = diag
             .into_iter()
-            .map(|v| v.add_scalar(1e-8).log())
+            .map(|v| log_diag(v.add_scalar(1e-8)))
             .reduce(|a, b| a.add(b))
             .expect("d ≥ 1"); // [n·C, 1, 1]
         // Mean over the batch, divided by d, summed over classes (in `precision`; the caller
@@ -166,6 +166,26 @@ impl RmiLoss {
             .div_scalar(d as f64)
             .sum()
     }
+}
+
+/// `ln(x)` of the Cholesky diagonal (> 0), in `x`'s dtype on the CPU. Elsewhere an f64 `x` takes
+/// its logarithm in f32 ([`log_via_f32`]): SPIR-V's GLSL.std.450 `Log` is defined for 16- and
+/// 32-bit floats only, cubecl 0.11.3 emits it for f64 as well, and NVIDIA's Vulkan driver
+/// rejects such a shader (`NVVM compilation failed`; lavapipe accepts it). Only this `log` is
+/// narrowed; the covariances and Cholesky (additions, products, `sqrt`) stay in f64.
+fn log_diag(x: Tensor<3>) -> Tensor<3> {
+    if x.dtype() == burn::tensor::DType::F64 && !crate::ops::on_flex(&x) {
+        log_via_f32(x)
+    } else {
+        x.log()
+    }
+}
+
+/// `ln(x)` computed in f32 and returned in `x`'s dtype (relative error ≤ 2⁻²⁴ of the result
+/// plus that of rounding `x` to f32).
+fn log_via_f32(x: Tensor<3>) -> Tensor<3> {
+    let dtype = x.dtype();
+    x.cast(FloatDType::F32).log().cast(dtype)
 }
 
 /// The `r × r` neighbourhood vectors over the valid region, ordered `(dy, dx)` row-major as the
@@ -243,4 +263,46 @@ fn forward_substitution(l: &Tensor<3>, diag: &[Tensor<3>], m: Tensor<3>) -> Tens
         });
     }
     solved.expect("d ≥ 1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The f32 logarithm used on GPU devices agrees with the f64 one, value and gradient, over
+    /// the range a Cholesky diagonal (+ 1e-8) takes.
+    #[test]
+    fn log_via_f32_matches_the_f64_log() {
+        let device = burn::tensor::Device::flex().autodiff();
+        let values: Vec<f64> = (0..12).map(|i| 1e-8 * 10f64.powi(i)).collect();
+        let x = Tensor::<3>::from_data(TensorData::new(values.clone(), [1, 1, 12]), &device)
+            .cast(FloatDType::F64)
+            .require_grad();
+        assert_eq!(x.dtype(), burn::tensor::DType::F64);
+        // The values as the tensor holds them (the device may have rounded them on the way in).
+        let values: Vec<f64> = x.clone().into_data().iter::<f64>().collect();
+        let narrowed = log_via_f32(x.clone());
+        assert_eq!(narrowed.dtype(), burn::tensor::DType::F64);
+        let grads = narrowed.clone().sum().backward();
+        let got: Vec<f64> = narrowed.into_data().iter::<f64>().collect();
+        let grad: Vec<f64> = x.grad(&grads).unwrap().into_data().iter::<f64>().collect();
+        for ((v, g), d) in values.iter().zip(&got).zip(&grad) {
+            let exact = v.ln();
+            assert!(
+                (g - exact).abs() <= 1e-6 * exact.abs().max(1.0),
+                "ln {v}: {g} vs {exact}"
+            );
+            assert!(
+                (d * v - 1.0).abs() <= 1e-6,
+                "d ln / dx at {v}: {d} vs {}",
+                1.0 / v
+            );
+        }
+        // ... and it is computed in f32: f64 rounding alone would agree to ~1e-16.
+        let narrowed = got
+            .iter()
+            .zip(&values)
+            .any(|(g, v)| (g - v.ln()).abs() > 1e-12);
+        assert!(narrowed, "the logarithm was not taken in f32");
+    }
 }

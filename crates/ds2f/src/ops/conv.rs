@@ -5,9 +5,10 @@
 //!   [`COL_TILE_FLOATS`] floats) and one `gemm` `Y[Cout, T] = W[Cout, K] · col[K, T]` straight
 //!   into the NCHW output; either finished by a per-channel scale, shift and ReLU when asked
 //!   (a bias, a folded batch norm); depthwise convolutions keep flex's direct kernel;
-//! - weight gradient: the same tiles and `dW[Cout, K] += dY[Cout, T] · colᵀ[T, K]`, summed in
-//!   [`WEIGHT_GRAD_PARTIALS`] fixed runs; depthwise convolutions use a direct kernel (a gemm
-//!   with one row is all overhead);
+//! - weight gradient: the tap-by-tap AVX-512 kernel of [`super::weight_grad`] when the channel
+//!   counts fill its tiles, else the same tiles as the forward and
+//!   `dW[Cout, K] += dY[Cout, T] · colᵀ[T, K]`, summed in [`WEIGHT_GRAD_PARTIALS`] fixed runs;
+//!   depthwise convolutions use a direct kernel (a gemm with one row is all overhead);
 //! - input gradient: for stride 1, the forward convolution of `dY` with the flipped, transposed
 //!   weights; other strides keep burn's transposed convolution;
 //! - bias gradient: a per-channel sum.
@@ -623,6 +624,8 @@ fn weight_grad(
     let (xs, dy) = (data(&x), data(&grad));
     let values = if cin_g == 1 && cout_g == 1 {
         depthwise_weight_grad(xs, dy, n, cout, &geometry)
+    } else if super::weight_grad::suits(cin, cout, groups) {
+        super::weight_grad::weight_grad(xs, dy, n, cin, cout, &geometry)
     } else {
         gemm_weight_grad(xs, dy, n, cin, cout, groups, &geometry)
     };
@@ -781,7 +784,7 @@ fn im2col(x_img: &[f32], tile: &Tile, g: &Geometry, col: &mut [f32]) {
     }
 }
 
-fn gemm_weight_grad(
+pub(super) fn gemm_weight_grad(
     xs: &[f32],
     dy: &[f32],
     n: usize,
@@ -848,6 +851,12 @@ fn gemm_weight_grad(
             acc
         })
         .collect();
+    sum_in_order(partials, len)
+}
+
+/// The element-wise sum of `partials` (each `len` floats), added in their order so that the
+/// result does not depend on how threads ran them; zeros when there are none.
+pub(super) fn sum_in_order(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
     let mut partials = partials.into_iter();
     let mut total = partials.next().unwrap_or_else(|| vec![0.0f32; len]);
     for p in partials {

@@ -14,7 +14,8 @@
 //! training-mode batch norm from ~25 element-wise passes; no crate supplies these kernels for
 //! burn's tensors. The forward convolution is an implicit GEMM with an AVX-512 micro-kernel
 //! (`implicit_gemm`) on CPUs that have it and large enough images, else im2col tiles fed to the
-//! `gemm` crate that flex itself uses; the weight gradient is im2col + `gemm`; batch norm is two
+//! `gemm` crate that flex itself uses; the weight gradient is a tap-by-tap AVX-512 kernel on
+//! channels-last copies (`weight_grad`), else im2col + `gemm`; batch norm is two
 //! passes each way; `tanh` keeps its output for the backward instead of recomputing it.
 
 mod batch_norm;
@@ -24,6 +25,7 @@ mod gelu;
 mod implicit_gemm;
 mod resample;
 mod tanh;
+mod weight_grad;
 
 pub use batch_norm::{batch_norm_act, batch_norm_module};
 pub use conv::{conv2d, conv2d_module};
