@@ -6,8 +6,8 @@
 //! fastest), the shifted input of a run of output pixels is a strided slice of the copy, so no
 //! im2col matrix (kh·kw times the input) is built and each value is copied once. The
 //! micro-kernel keeps an `MR × NR` block of `dW` (8 output × 32 input channels, 16 AVX-512
-//! registers) while it runs along output rows, broadcasting `dY` values and loading two vectors
-//! of input channels per pixel.
+//! registers) while it runs along a chunk of an output row, broadcasting `dY` values and loading
+//! two vectors of input channels per pixel.
 //!
 //! Why hand-written: the im2col + `gemm` weight gradient of [`super::conv`] builds and re-reads a
 //! 9× expanded input and ran at about a third of this CPU's peak; no crate offers convolution
