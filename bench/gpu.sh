@@ -13,7 +13,8 @@
 # TF32 on Ampere and newer) and with `--no-tf32` (strict fp32, what ds2f computes).
 #
 # Rows: smoke test of the ds2f device; (a) DS2F training step, base 64, batch 2, LR 256x256, r=2;
-# (b) the same at the paper's HRF size LR 584x876 -> HR 1168x1752, batch 2 (the paper's);
+# (b) the same at the paper's HRF size LR 584x876 -> HR 1168x1752, batch 2 (the paper's), and
+# batch 1 if ds2f fails at batch 2;
 # (d) conv 3x3 64->64 on 1x64x256x256 forward + backward; inference at LR 256x256 and 584x876;
 # (c) end-to-end prediction of one HRF image (ds2f: a one-epoch base-64 run folder made on the
 # CPU by `ds2f demo` at LR 584x876; weights do not change the cost); (a') U-Net+Inter step; (a) on two
@@ -63,10 +64,12 @@ pair() {
       --framework "$fw" --base 64 --batch "$batch" --lr-size "$h" "$w" --r 2 --warmup "$warmup" \
       --steps "$steps" --device "$tdev" $tf
   done
+  last_rc=1
   if ((ds2f_ok)); then
     run "$label ds2f $dev" "$ds2f" bench --mode "$mode" --framework "$fw" --base 64 \
       --batch "$batch" --lr-size "${h}x${w}" --r 2 --warmup "$warmup" --steps "$steps" \
       --device "$dev"
+    last_rc=$?
   fi
 }
 
@@ -77,6 +80,10 @@ RUN_TIMEOUT=90 run "smoke" "$ds2f" bench --mode infer --base 8 --lr-size 64x64 -
 
 pair "(a) DS2F step, base 64, batch 2, LR 256x256" train ds2f 2 256 256 2 5
 pair "(b) DS2F step, HRF size LR 584x876, batch 2" train ds2f 2 584 876 1 3
+# Batch 2 at this size hit a burn autotuning panic on wgpu (docs/gpu.md); batch 1 may not.
+if ((ds2f_ok && last_rc != 0)); then
+  pair "(b) DS2F step, HRF size LR 584x876, batch 1" train ds2f 1 584 876 1 3
+fi
 pair "(d) conv 3x3 64->64, 1x64x256x256" conv ds2f 1 256 256 3 20
 pair "inference, LR 256x256" infer unet_inter 1 256 256 2 10
 pair "inference, LR 584x876" infer unet_inter 1 584 876 2 10
