@@ -542,26 +542,11 @@ unsafe fn micro_kernel(
 #[cfg(test)]
 mod tests {
     use super::super::conv::{Fused, Kernel, forward_with};
-    use super::super::f32_data;
     use super::super::f32_tensor as tensor;
+    use super::super::{f32_data, test_values as values};
     use super::*;
     use burn::backend::TensorMetadata;
     use burn::tensor::ops::ConvOptions;
-
-    /// Deterministic values in [-1, 1) (no global RNG: tests run in parallel).
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..len)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
 
     struct Case {
         n: usize,

@@ -61,3 +61,20 @@ fn f32_tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
 fn f32_data(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("a contiguous f32 tensor")
 }
+
+/// Deterministic values in [-1, 1) for the kernels' tests (no global RNG: tests run in
+/// parallel).
+#[cfg(test)]
+fn test_values(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}

@@ -151,9 +151,14 @@ impl Scratch {
 fn transpose_rows(src: &[f32], offset: usize, plane: usize, c: usize, len: usize, dst: &mut [f32]) {
     for k0 in (0..c).step_by(16) {
         let kn = (c - k0).min(16);
-        let rows: Vec<&[f32]> = (k0..k0 + kn)
-            .map(|k| &src[k * plane + offset..][..len])
-            .collect();
+        // The block's channel rows (unused slots empty: `zip` stops at `kn`).
+        let rows: [&[f32]; 16] = std::array::from_fn(|k| {
+            if k < kn {
+                &src[(k0 + k) * plane + offset..][..len]
+            } else {
+                &[]
+            }
+        });
         for p in 0..len {
             let out = &mut dst[p * c + k0..][..kn];
             for (o, row) in out.iter_mut().zip(&rows) {
@@ -258,21 +263,9 @@ unsafe fn micro_kernel(_: Panel, _: Panel, _: usize, _: *mut f32, _: usize) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values as values;
     use super::*;
     use burn::tensor::ops::ConvOptions;
-
-    /// Deterministic values in [-1, 1) (no global RNG: tests run in parallel).
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
 
     #[test]
     fn equals_the_im2col_gemm_weight_gradient() {
