@@ -11,6 +11,9 @@
 #   SR_HEAD_WIDTHS="W1 W2"  SR head hidden widths (ds2f; reference "64 32")
 #   HIDDEN=N                MSCG hidden width (ds2f; reference 32)
 #   WARMUP=N                untimed warm-up steps (default 1)
+#   DEVICE=D                ds2f's --device (default cpu; e.g. libtorch in a `--features tch`
+#                           build, with DS2F pointing at it)
+#   PYTHON=P                the Python whose torch is timed (default python3)
 #
 # Needs: `pip install torch==2.13.0` (never a build dependency) and a release build of ds2f.
 set -euo pipefail
@@ -28,10 +31,10 @@ fi
 if [[ -n ${HIDDEN:-} ]]; then
   torch_opts+=(--hidden "$HIDDEN"); ds2f_opts+=(--set "model.shared_feature.hidden=$HIDDEN")
 fi
-torch_line=$(python3 "$here/pytorch_step.py" --mode "$mode" --base "$base" --batch "$batch" \
+torch_line=$("${PYTHON:-python3}" "$here/pytorch_step.py" --mode "$mode" --base "$base" --batch "$batch" \
   --lr-size "$h" "$w" --r "$r" --steps "$steps" --warmup "$warmup" --threads "$threads" \
   --framework "$framework" ${torch_opts[@]+"${torch_opts[@]}"} | tail -n 1)
-ds2f_line=$("$ds2f" bench --mode "$mode" --base "$base" --batch "$batch" --lr-size "${h}x${w}" \
+ds2f_line=$("$ds2f" bench --device "${DEVICE:-cpu}" --mode "$mode" --base "$base" --batch "$batch" --lr-size "${h}x${w}" \
   --r "$r" --steps "$steps" --warmup "$warmup" --framework "$framework" \
   ${ds2f_opts[@]+"${ds2f_opts[@]}"} | tail -n 1)
 echo "$torch_line"

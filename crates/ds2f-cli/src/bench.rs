@@ -46,7 +46,7 @@ pub struct Args {
     /// Further model settings as config overrides, e.g. `--set model.sr_head_widths=[16,8]`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// Device: cpu (default), wgpu[:N], cuda[:N]; in train mode a comma-separated list
+    /// Device: cpu (default), wgpu[:N], cuda[:N], libtorch, libtorch-cuda[:N]; in train mode a comma-separated list
     /// (`cuda:0,cuda:1`) splits the batch across the devices as `train.devices` does.
     #[arg(long, default_value = "cpu")]
     pub device: String,

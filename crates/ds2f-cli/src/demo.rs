@@ -23,7 +23,7 @@ pub struct Args {
     /// Number of synthetic training images (plus 6 test images).
     #[arg(long, default_value_t = 24)]
     pub images: usize,
-    /// Device: cpu (default), wgpu[:N], cuda[:N].
+    /// Device: cpu (default), wgpu[:N], cuda[:N], libtorch, libtorch-cuda[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }

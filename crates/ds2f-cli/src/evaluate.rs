@@ -30,7 +30,7 @@ pub struct Args {
     /// Checkpoint to use: best or last.
     #[arg(long, default_value = "best")]
     pub checkpoint: String,
-    /// Device: cpu (default), wgpu[:N], cuda[:N].
+    /// Device: cpu (default), wgpu[:N], cuda[:N], libtorch, libtorch-cuda[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }

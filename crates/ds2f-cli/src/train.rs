@@ -19,7 +19,7 @@ pub struct Args {
     /// Continue the run in this folder from its last checkpoint.
     #[arg(long, value_name = "RUN")]
     pub resume: Option<PathBuf>,
-    /// Device: cpu, wgpu[:N], cuda[:N] (GPU builds only); a comma-separated list
+    /// Device: cpu, wgpu[:N], cuda[:N], libtorch, libtorch-cuda[:N] (in builds with those features); a comma-separated list
     /// (`cuda:0,cuda:1`) trains data-parallel. Default: the config's `train.devices`, else cpu.
     #[arg(long)]
     pub device: Option<String>,

@@ -99,7 +99,9 @@ pub enum CheckpointError {
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     /// Not a device name.
-    #[error("unknown device `{name}` (expected cpu, wgpu, wgpu:N or cuda:N)")]
+    #[error(
+        "unknown device `{name}` (expected cpu, wgpu, wgpu:N, cuda:N, libtorch or libtorch-cuda:N)"
+    )]
     Unknown {
         /// As given.
         name: String,

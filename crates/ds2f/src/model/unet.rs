@@ -149,8 +149,8 @@ impl UnetDecoder {
 /// Bilinear resize to `size` with an explicit `align_corners` (burn's default is `true`,
 /// PyTorch's is `false`; every call site states which one the reference uses).
 ///
-/// On the CPU this is burn's `interpolate` (at inference ds2f's faster kernel with the same
-/// coordinates); on other devices [`bilinear_separable`], because
+/// On the CPU and on libtorch this is burn's `interpolate` (at inference on the CPU ds2f's
+/// faster kernel with the same coordinates); on other devices [`bilinear_separable`], because
 /// burn 0.22.1's GPU backends (cubecl: wgpu, cuda) have no bilinear backward pass and training
 /// there would fail.
 pub fn bilinear(x: Tensor<4>, size: [usize; 2], align_corners: bool) -> Tensor<4> {
@@ -159,7 +159,7 @@ pub fn bilinear(x: Tensor<4>, size: [usize; 2], align_corners: bool) -> Tensor<4
         // Both align_corners modes are the identity at the same size.
         return x;
     }
-    if !crate::ops::on_flex(&x) {
+    if !crate::ops::on_flex(&x) && !crate::ops::on_libtorch(&x) {
         return bilinear_separable(x, size, align_corners);
     }
     if let Some(y) = crate::ops::bilinear_inference(&x, size, align_corners) {

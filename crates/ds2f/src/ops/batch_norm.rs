@@ -40,6 +40,13 @@ pub fn batch_norm_act(bn: &BatchNorm, x: Tensor<4>, activation: Activation) -> T
         && flex_route(&gamma) == Some(Route::Autodiff)
         && bn.training.is_enabled()
         && gamma.dtype() == DType::F32;
+    #[cfg(feature = "tch")]
+    if super::libtorch::autodiff_route(&x)
+        && super::libtorch::autodiff_route(&gamma)
+        && bn.training.is_enabled()
+    {
+        return super::libtorch::batch_norm_train(bn, x, activation);
+    }
     if !ours {
         let y = bn.forward(x);
         return match activation {
@@ -64,19 +71,21 @@ pub fn batch_norm_act(bn: &BatchNorm, x: Tensor<4>, activation: Activation) -> T
     let channels = mean.len();
     let stat =
         |v: Vec<f32>| Tensor::<1>::from_data(burn::tensor::TensorData::new(v, [channels]), &device);
-    // The running statistics exactly as burn's `forward_train` updates them.
+    update_running_statistics(bn, stat(mean), stat(variance));
+    Tensor::from_primitive::<Autodiff<Flex>>(out)
+}
+
+/// The running statistics exactly as burn's `BatchNorm::forward` updates them in training, from
+/// the batch's mean and biased variance (on `bn`'s device).
+pub(super) fn update_running_statistics(bn: &BatchNorm, mean: Tensor<1>, variance: Tensor<1>) {
+    let device = mean.device();
     let m = bn.momentum;
     let running_mean = bn.running_mean.value_sync().to_device(&device);
     let running_var = bn.running_var.value_sync().to_device(&device);
-    let running_mean = running_mean
-        .mul_scalar(1.0 - m)
-        .add(stat(mean).mul_scalar(m));
-    let running_var = running_var
-        .mul_scalar(1.0 - m)
-        .add(stat(variance).mul_scalar(m));
+    let running_mean = running_mean.mul_scalar(1.0 - m).add(mean.mul_scalar(m));
+    let running_var = running_var.mul_scalar(1.0 - m).add(variance.mul_scalar(m));
     bn.running_mean.update(running_mean.detach());
     bn.running_var.update(running_var.detach());
-    Tensor::from_primitive::<Autodiff<Flex>>(out)
 }
 
 type AdTensor = <Autodiff<Flex> as burn::backend::BackendTypes>::FloatTensorPrimitive;

@@ -95,6 +95,14 @@ pub fn conv2d(
             });
             return Tensor::from_primitive::<Flex>(forward(x, weight, bias, &options));
         }
+        #[cfg(feature = "tch")]
+        None if super::libtorch::autodiff_route(&x)
+            && super::libtorch::autodiff_route(&weight)
+            && bias.as_ref().is_none_or(super::libtorch::autodiff_route)
+            && !options.is_asymmetric() =>
+        {
+            return super::libtorch::conv2d(x, weight, bias, options);
+        }
         _ => return burn::tensor::module::conv2d(x, weight, bias, options),
     }
     let x = x

@@ -70,6 +70,12 @@ pub fn conv_bn_cat(
     let options = padding
         .map(|p| ConvOptions::new_with_padding(conv.stride, p, conv.dilation, conv.groups))
         .filter(|o| fusable && !o.is_asymmetric());
+    #[cfg(feature = "tch")]
+    if let Some(out) = super::libtorch::conv_bn_inference(conv, bn, &parts, activation)
+        .or_else(|| super::libtorch::conv_bn_train(conv, bn, &parts, activation))
+    {
+        return out;
+    }
     let Some(options) = options else {
         let x = if parts.len() == 1 {
             parts.remove(0)

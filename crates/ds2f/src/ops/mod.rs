@@ -6,7 +6,9 @@
 //! this module; on `flex` without autodiff (inference) the convolution uses the same forward
 //! kernel, a convolution + batch norm (+ ReLU) is one fused kernel ([`conv_bn`]), and bilinear
 //! resizing and max pooling have kernels of their own; everywhere else (GPU devices, other
-//! dtypes) it is the burn operation. docs/performance.md measures the difference.
+//! dtypes) it is the burn operation. When training on the libtorch device (`tch` feature), a
+//! convolution or batch norm is one operation differentiated by libtorch's own kernels
+//! ([`libtorch`]). docs/performance.md measures the difference.
 //!
 //! Why hand-written: burn 0.22.1 computes a convolution's weight gradient as a convolution of
 //! the transposed input with the transposed output gradient (a kernel as large as the image,
@@ -23,6 +25,8 @@ mod conv;
 mod conv_bn;
 mod gelu;
 mod implicit_gemm;
+#[cfg(feature = "tch")]
+mod libtorch;
 mod resample;
 mod tanh;
 mod weight_grad;
@@ -46,6 +50,22 @@ pub fn on_flex<const D: usize>(x: &burn::tensor::Tensor<D>) -> bool {
         #[allow(unreachable_patterns)]
         _ => false,
     }
+}
+
+/// Whether `x` lives on the libtorch device (`tch` feature, with or without autodiff): burn-tch
+/// runs bilinear resizing forward and backward with PyTorch's own kernels.
+pub fn on_libtorch<const D: usize>(#[allow(unused_variables)] x: &burn::tensor::Tensor<D>) -> bool {
+    #[cfg(feature = "tch")]
+    {
+        use burn::backend::DispatchDevice;
+        match x.device().as_dispatch() {
+            DispatchDevice::LibTorch(_) => true,
+            DispatchDevice::Autodiff(inner) => matches!(**inner, DispatchDevice::LibTorch(_)),
+            _ => false,
+        }
+    }
+    #[cfg(not(feature = "tch"))]
+    false
 }
 
 /// A contiguous f32 `flex` tensor holding `values`.
