@@ -51,6 +51,16 @@ fn random(dims: [usize; 4], seed: u64) -> TensorData {
     Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &flex).into_data()
 }
 
+/// DS2F at base 8, r = 2: every part of the model, small enough for a test.
+fn small_ds2f() -> ModelConfig {
+    ModelConfig {
+        framework: Framework::Ds2f,
+        base: 8,
+        upscale: 2,
+        ..ExperimentConfig::default().model
+    }
+}
+
 #[test]
 fn convolution_and_batch_norm_match_flex() {
     // (input, weight, stride, padding, dilation, groups, bias): the models' geometries.
@@ -106,12 +116,7 @@ fn convolution_and_batch_norm_match_flex() {
 fn ds2f_training_step_matches_flex() {
     let flex = Device::flex().autodiff();
     flex.seed(5);
-    let config = ModelConfig {
-        framework: Framework::Ds2f,
-        base: 8,
-        upscale: 2,
-        ..ExperimentConfig::default().model
-    };
+    let config = small_ds2f();
     let model = config.init_train(&flex);
     let (n, h, w) = (2, 24, 20);
     let x = Tensor::<4>::random([n, 3, h, w], Distribution::Uniform(-1.0, 1.0), &flex);
@@ -193,12 +198,7 @@ fn ds2f_inference_matches_flex() {
     // resizes with libtorch's bilinear kernel: the same segmentation logits as on the CPU.
     let flex = Device::flex();
     flex.seed(9);
-    let config = ModelConfig {
-        framework: Framework::Ds2f,
-        base: 8,
-        upscale: 2,
-        ..ExperimentConfig::default().model
-    };
+    let config = small_ds2f();
     // A few training-mode passes move the running statistics away from their initial 0 / 1,
     // so that the folding is exercised.
     let ad = flex.clone().autodiff();

@@ -196,12 +196,12 @@ fn activate(y: tch::Tensor, activation: Activation) -> tch::Tensor {
 fn update_running_statistics(bn: &BatchNorm, (mean, invstd): (tch::Tensor, tch::Tensor)) {
     // The biased batch variance back from `1 / sqrt(var + eps)`.
     let variance = invstd.square().reciprocal() - bn.epsilon;
-    // Copies: libtorch's graph keeps the saved mean, and burn-tch would update a tensor it
-    // holds alone in place.
     let stat = |t: tch::Tensor| {
-        Tensor::<1>::from_primitive::<Autodiff<LibTorch>>(AdTensor::new(TchTensor::new(t.copy())))
+        Tensor::<1>::from_primitive::<Autodiff<LibTorch>>(AdTensor::new(TchTensor::new(t)))
     };
-    super::batch_norm::update_running_statistics(bn, stat(mean), stat(variance));
+    // The mean as a copy: libtorch's graph keeps the saved mean, and burn-tch would update a
+    // tensor it holds alone in place (the variance is a new tensor already).
+    super::batch_norm::update_running_statistics(bn, stat(mean.copy()), stat(variance));
 }
 
 fn as_i64(v: [usize; 2]) -> [i64; 2] {
@@ -429,7 +429,7 @@ fn through_autograd<const N: usize>(
             prep.finish(state, out)
         }
         OpsKind::UnTracked(prep) => {
-            let _no_grad = tch::no_grad_guard();
+            // No operand requires a gradient, so libtorch records no graph.
             let inputs: Vec<tch::Tensor> = inputs.into_iter().map(|(t, _)| t).collect();
             prep.finish(TchTensor::new(f(&inputs)))
         }
