@@ -18,6 +18,25 @@ use ds2f::alloc_cache::CachingAllocator;
 #[global_allocator]
 static ALLOC: CachingAllocator = CachingAllocator::new();
 
+// In `tch` builds jemalloc is the process's `malloc` (the `unprefixed` build of
+// tikv-jemalloc-sys exports the C allocation functions, which libtorch's then bind to), told never
+// to return freed pages to the kernel. libtorch allocates every CPU tensor with `malloc`; glibc's
+// serves each block over 32 MB with a fresh `mmap` and unmaps it when freed, so every training
+// step page-faulted its feature maps back in: 15–18 % of a DS2F step's CPU time was the kernel's
+// page-fault path (perf; docs/performance.md "libtorch build"). jemalloc's size classes reuse
+// the blocks without the fragmentation of glibc's heap (`M_MMAP_MAX = 0` gave the same speed
+// with 40–60 % more peak memory). The same idea as `ALLOC` above, which libtorch's C++ never
+// calls. `MALLOC_CONF` in the environment overrides these options.
+#[cfg(feature = "tch")]
+use tikv_jemalloc_sys as _;
+
+/// jemalloc's options, read before `main` (jemalloc's documented `malloc_conf` symbol).
+#[cfg(feature = "tch")]
+#[allow(non_upper_case_globals)]
+#[unsafe(no_mangle)]
+static malloc_conf: Option<&'static std::ffi::c_char> =
+    Some(unsafe { &*c"dirty_decay_ms:-1,muzzy_decay_ms:-1".as_ptr() });
+
 /// DS2F: high-resolution segmentation from low-resolution medical images.
 #[derive(Parser)]
 #[command(name = "ds2f", version, about, long_about = None)]

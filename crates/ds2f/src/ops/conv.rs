@@ -103,7 +103,12 @@ pub fn conv2d(
         {
             return super::libtorch::conv2d(x, weight, bias, options);
         }
-        _ => return burn::tensor::module::conv2d(x, weight, bias, options),
+        _ => {
+            let out = burn::tensor::module::conv2d(x, weight, bias, options);
+            #[cfg(feature = "tch")]
+            let out = super::libtorch::few_channels_dense(out);
+            return out;
+        }
     }
     let x = x
         .try_into_primitive::<Autodiff<Flex>>()

@@ -9,7 +9,8 @@
 //! concatenation, is one burn autodiff operation whose forward pass builds a small libtorch
 //! autograd graph and whose backward pass runs it: the same `convolution_backward` and
 //! `native_batch_norm_backward` kernels (oneDNN on the CPU, cuDNN on CUDA) PyTorch itself uses.
-//! At inference a batch norm is folded into the convolution before it. Same numbers as burn's
+//! At inference a batch norm is folded into the convolution before it, and the feature maps
+//! stay in channels-last memory order (see [`conv_bn_inference`]). Same numbers as burn's
 //! operations up to float rounding; the running statistics of batch norm are updated exactly as
 //! burn does (biased variance).
 // burn marks its libtorch backend deprecated; this module exists to use it (docs/gpu.md).
@@ -225,6 +226,13 @@ fn symmetric_padding(conv: &Conv2d) -> Option<[i64; 2]> {
 /// element-wise passes. `None` for every other case (autodiff, another device or dtype,
 /// asymmetric or `Same` padding).
 ///
+/// Input and weights go to libtorch in channels-last memory order (NHWC strides, NCHW shape),
+/// oneDNN's native layout: its convolution then reads and writes them as they are, where NCHW
+/// tensors are reordered to a blocked layout and back at every convolution. The output stays
+/// channels-last, and so do the max pooling, bilinear up-sampling and concatenation after it
+/// (libtorch keeps the layout of their inputs), so the image is reordered once, at the first
+/// convolution. burn sees the same shapes; only the strides differ.
+///
 /// # Shapes
 /// - `parts`: `[batch, channels_i, height, width]`, `Σ channels_i = channels_in`
 /// - output: `[batch, channels_out, height_out, width_out]`
@@ -257,8 +265,17 @@ pub(super) fn conv_bn_inference(
     let weight = weight
         .try_into_primitive::<LibTorch>()
         .expect("checked: libtorch")
-        .tensor
-        * scale.view([-1, 1, 1, 1]);
+        .tensor;
+    // W · scale written straight into channels-last order (one pass over the weights).
+    let size = weight.size();
+    let folded = tch::Tensor::empty(
+        [size[0], size[2], size[3], size[1]],
+        (weight.kind(), weight.device()),
+    );
+    let _ = weight
+        .permute([0, 2, 3, 1])
+        .mul_out(&folded, &scale.view([-1, 1, 1, 1]));
+    let weight = folded.permute([0, 3, 1, 2]); // [out, in, kh, kw], NHWC strides
     let inputs: Vec<tch::Tensor> = parts
         .iter()
         .map(|p| {
@@ -272,7 +289,7 @@ pub(super) fn conv_bn_inference(
         1 => inputs[0].shallow_clone(),
         _ => tch::Tensor::cat(&inputs, 1),
     };
-    let mut y = x.conv2d(
+    let mut y = channels_last(x).conv2d(
         &weight,
         Some(&shift),
         as_i64(conv.stride),
@@ -285,6 +302,46 @@ pub(super) fn conv_bn_inference(
         let _ = y.relu_();
     }
     Some(Tensor::from_primitive::<LibTorch>(TchTensor::new(y)))
+}
+
+/// `x` (`[n, c, h, w]`) in channels-last memory order: itself when it already is, else a copy.
+fn channels_last(x: tch::Tensor) -> tch::Tensor {
+    if is_channels_last(&x) {
+        x
+    } else {
+        // tch 0.22 has no memory-format argument: NHWC order by a permuted copy, viewed back.
+        x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    }
+}
+
+/// Whether the strides of `x` (`[n, c, h, w]`) are those of a dense NHWC tensor.
+fn is_channels_last(x: &tch::Tensor) -> bool {
+    let (size, stride) = (x.size(), x.stride());
+    size.len() == 4 && {
+        let [_, c, _, w] = [size[0], size[1], size[2], size[3]];
+        stride == [size[2] * w * c, 1, w * c, c]
+    }
+}
+
+/// A convolution's output at inference on the libtorch device, back in NCHW order when it has
+/// fewer than 16 channels (the class logits): libtorch's bilinear up-sampling after it
+/// vectorises over the channels of a channels-last tensor and over the width of an NCHW one,
+/// 3–5× slower on 2 channels (HRF size, 17 vs 4–7 ms). Every other tensor as it is.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]`, returned with the same shape
+pub(super) fn few_channels_dense(x: Tensor<4>) -> Tensor<4> {
+    if x.dims()[1] >= 16 || !matches!(x.device().as_dispatch(), DispatchDevice::LibTorch(_)) {
+        return x;
+    }
+    let t = x
+        .try_into_primitive::<LibTorch>()
+        .expect("checked: libtorch")
+        .tensor;
+    if !is_channels_last(&t) {
+        return Tensor::from_primitive::<LibTorch>(TchTensor::new(t));
+    }
+    Tensor::from_primitive::<LibTorch>(TchTensor::new(t.contiguous()))
 }
 
 /// A tch tensor in a backward state (`tch::Tensor` is not `Clone`; a shallow clone shares the
@@ -433,5 +490,59 @@ fn through_autograd<const N: usize>(
             let inputs: Vec<tch::Tensor> = inputs.into_iter().map(|(t, _)| t).collect();
             prep.finish(TchTensor::new(f(&inputs)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `[n, c, h, w]` holding 0, 1, 2, … in NCHW order.
+    fn counting(dims: [i64; 4]) -> tch::Tensor {
+        tch::Tensor::arange(
+            dims.iter().product::<i64>(),
+            (tch::Kind::Float, tch::Device::Cpu),
+        )
+        .view(dims)
+    }
+
+    #[test]
+    fn channels_last_keeps_values_and_shape_and_reorders_memory() {
+        let x = counting([2, 3, 4, 5]);
+        assert!(!is_channels_last(&x));
+        let y = channels_last(x.shallow_clone());
+        assert_eq!(y.size(), [2, 3, 4, 5]);
+        assert_eq!(y.stride(), [60, 1, 15, 3]);
+        assert!(is_channels_last(&y));
+        assert_eq!(
+            f64::try_from((&y - &x).abs().max()).expect("a scalar"),
+            0.0,
+            "same values at every index"
+        );
+        // Already channels-last: the same tensor, no copy.
+        let z = channels_last(y.shallow_clone());
+        assert_eq!(z.data_ptr(), y.data_ptr());
+    }
+
+    #[test]
+    fn class_logits_leave_channels_last_and_features_keep_it() {
+        let wrap = |t: tch::Tensor| Tensor::<4>::from_primitive::<LibTorch>(TchTensor::new(t));
+        let strides = |t: Tensor<4>| {
+            t.try_into_primitive::<LibTorch>()
+                .expect("libtorch")
+                .tensor
+                .stride()
+        };
+        // 2 channels (logits): back to NCHW, same values.
+        let logits = channels_last(counting([1, 2, 3, 4]));
+        let dense = few_channels_dense(wrap(logits.shallow_clone()));
+        assert_eq!(
+            dense.clone().into_data(),
+            wrap(counting([1, 2, 3, 4])).into_data()
+        );
+        assert_eq!(strides(dense), [24, 12, 4, 1]);
+        // 16 channels (features): left channels-last.
+        let features = wrap(channels_last(counting([1, 16, 3, 4])));
+        assert_eq!(strides(few_channels_dense(features)), [192, 1, 64, 16]);
     }
 }
