@@ -22,10 +22,10 @@ static ALLOC: CachingAllocator = CachingAllocator::new();
 // tikv-jemalloc-sys exports the C allocation functions, which libtorch's then bind to), told never
 // to return freed pages to the kernel. libtorch allocates every CPU tensor with `malloc`; glibc's
 // serves each block over 32 MB with a fresh `mmap` and unmaps it when freed, so every training
-// step page-faulted its feature maps back in: 15–18 % of a DS2F step's CPU time was the kernel's
-// page-fault path (perf; docs/performance.md "libtorch build"). jemalloc's size classes reuse
-// the blocks without the fragmentation of glibc's heap (`M_MMAP_MAX = 0` gave the same speed
-// with 40–60 % more peak memory). The same idea as `ALLOC` above, which libtorch's C++ never
+// step page-faulted its feature maps back in: 17.7 % of a DS2F step's CPU samples were in the
+// kernel, mostly its page-fault path (perf; docs/performance.md "libtorch build"). jemalloc's size
+// classes reuse the blocks without the fragmentation of glibc's heap (`M_MMAP_MAX = 0` gave the
+// same speed with 13–38 % more peak memory). The same idea as `ALLOC` above, which libtorch's C++ never
 // calls. `MALLOC_CONF` in the environment overrides these options.
 #[cfg(feature = "tch")]
 use tikv_jemalloc_sys as _;

@@ -49,6 +49,14 @@ pub(super) fn autodiff_route<const D: usize>(x: &Tensor<D>) -> bool {
     }
 }
 
+/// The libtorch tensor behind a burn tensor on the libtorch device without autodiff (callers
+/// check the device).
+fn torch<const D: usize>(t: Tensor<D>) -> tch::Tensor {
+    t.try_into_primitive::<LibTorch>()
+        .expect("checked: every operand lives on the libtorch device")
+        .tensor
+}
+
 fn primitive<const D: usize>(t: Tensor<D>) -> AdTensor {
     t.try_into_primitive::<Autodiff<LibTorch>>()
         .expect("checked: every operand lives on the same libtorch autodiff device")
@@ -250,11 +258,6 @@ pub(super) fn conv_bn_inference(
         return None;
     }
     let padding = symmetric_padding(conv)?;
-    let torch = |t: Tensor<1>| {
-        t.try_into_primitive::<LibTorch>()
-            .expect("the module lives on the input's device")
-            .tensor
-    };
     // scale = γ / sqrt(σ² + ε), W' = W · scale, b' = β + (b − μ) · scale.
     let scale = torch(bn.gamma.val()) / (torch(bn.running_var.value()) + bn.epsilon).sqrt();
     let centred = match &conv.bias {
@@ -262,10 +265,7 @@ pub(super) fn conv_bn_inference(
         None => -torch(bn.running_mean.value()),
     };
     let shift = torch(bn.beta.val()) + centred * &scale;
-    let weight = weight
-        .try_into_primitive::<LibTorch>()
-        .expect("checked: libtorch")
-        .tensor;
+    let weight = torch(weight);
     // W · scale written straight into channels-last order (one pass over the weights).
     let size = weight.size();
     let folded = tch::Tensor::empty(
@@ -276,15 +276,7 @@ pub(super) fn conv_bn_inference(
         .permute([0, 2, 3, 1])
         .mul_out(&folded, &scale.view([-1, 1, 1, 1]));
     let weight = folded.permute([0, 3, 1, 2]); // [out, in, kh, kw], NHWC strides
-    let inputs: Vec<tch::Tensor> = parts
-        .iter()
-        .map(|p| {
-            p.clone()
-                .try_into_primitive::<LibTorch>()
-                .expect("checked: libtorch")
-                .tensor
-        })
-        .collect();
+    let inputs: Vec<tch::Tensor> = parts.iter().map(|p| torch(p.clone())).collect();
     let x = match inputs.len() {
         1 => inputs[0].shallow_clone(),
         _ => tch::Tensor::cat(&inputs, 1),
@@ -334,14 +326,13 @@ pub(super) fn few_channels_dense(x: Tensor<4>) -> Tensor<4> {
     if x.dims()[1] >= 16 || !matches!(x.device().as_dispatch(), DispatchDevice::LibTorch(_)) {
         return x;
     }
-    let t = x
-        .try_into_primitive::<LibTorch>()
-        .expect("checked: libtorch")
-        .tensor;
-    if !is_channels_last(&t) {
-        return Tensor::from_primitive::<LibTorch>(TchTensor::new(t));
-    }
-    Tensor::from_primitive::<LibTorch>(TchTensor::new(t.contiguous()))
+    let t = torch(x);
+    let t = if is_channels_last(&t) {
+        t.contiguous()
+    } else {
+        t
+    };
+    Tensor::from_primitive::<LibTorch>(TchTensor::new(t))
 }
 
 /// A tch tensor in a backward state (`tch::Tensor` is not `Clone`; a shallow clone shares the
