@@ -390,12 +390,14 @@ pub(super) fn forward_with(
     // scaled here.
     let weight = match fused.scale {
         Some(scale) if !implicit => {
+            // One output channel's weights at a time (an index division per weight cost 5 %
+            // of an inference).
             let per_out = weight.shape().num_elements() / cout;
-            let scaled = data(&weight)
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| v * scale[i / per_out])
-                .collect();
+            let mut scaled = data(&weight).to_vec();
+            scaled
+                .par_chunks_mut(per_out.max(1))
+                .zip(scale)
+                .for_each(|(row, &s)| row.iter_mut().for_each(|v| *v *= s));
             tensor(scaled, [cout, cin_g, kh, kw])
         }
         _ => weight,

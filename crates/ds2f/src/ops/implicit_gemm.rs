@@ -9,10 +9,19 @@
 //! optional per-channel shift (a bias, or a batch norm folded into the weights) and ReLU, so
 //! that inference needs no separate bias, batch-norm or ReLU pass over the feature map.
 //!
+//! With stride 1 (every 3×3 convolution of the U-Net and the MSCG) there are no patches at all:
+//! each job copies the input rows it reads once into a zero-padded block (one copy of the
+//! input instead of `kh·kw`), and the micro-kernel loads its 48 pixels of every reduction step
+//! straight from that block at a per-step offset. The output pixels of a row are consecutive
+//! there, so a micro-tile runs on into the next row; the `dilation·(kw − 1)` positions that fall
+//! into the padding between two rows are computed and never stored (masked stores). This
+//! removed 11 % of the time of a 3×3 64→64 convolution, forward and backward (docs/performance.md).
+//!
 //! Why hand-written: the `gemm` crate packs both operands on every call and cannot take a
 //! packed operand or an epilogue; no crate offers convolution kernels for burn's tensors. The
 //! result of every output depends only on the weights' `k` order and [`KC`] blocking, never on
 //! how the work is split into jobs, so it is the same for every thread count.
+use super::aligned::AlignedBuf;
 use super::conv::{Geometry, SharedMut};
 use rayon::prelude::*;
 
@@ -82,9 +91,35 @@ pub(super) struct Problem<'a> {
 /// # Panics
 /// If [`available`] is false.
 pub(super) fn conv_forward(problem: &Problem, g: &Geometry, epilogue: Epilogue) -> Vec<f32> {
+    conv_forward_with(problem, g, epilogue, reads_rows(g))
+}
+
+/// Whether the micro-kernel reads the input rows in place ([`conv_forward_with`]'s `direct`):
+/// stride 1, and the few columns computed in the padding of each row (`dilation·(kw − 1)`)
+/// cost less than an eighth of the row.
+fn reads_rows(g: &Geometry) -> bool {
+    let junk = g.dilation[1] * (g.kw - 1);
+    g.stride == [1, 1] && junk * 8 <= g.wo
+}
+
+/// [`conv_forward`] with the patches packed (`direct` false) or read in place from a padded
+/// copy of the input rows (`direct` true; stride 1 only). Both add the same products in the
+/// same order, so their results are equal.
+///
+/// # Panics
+/// If [`available`] is false, or `direct` with a stride other than 1.
+pub(super) fn conv_forward_with(
+    problem: &Problem,
+    g: &Geometry,
+    epilogue: Epilogue,
+    direct: bool,
+) -> Vec<f32> {
     assert!(available(), "the implicit-GEMM kernel needs AVX-512");
+    assert!(
+        !direct || g.stride == [1, 1],
+        "the direct kernel needs stride 1"
+    );
     let Problem {
-        x,
         n,
         cin,
         cout,
@@ -113,40 +148,68 @@ pub(super) fn conv_forward(problem: &Problem, g: &Geometry, epilogue: Epilogue) 
     };
     let hw = g.h * g.w;
     debug_assert_eq!(problem.part_channels.iter().sum::<usize>(), cin);
+    if direct {
+        let split = RowSplit::new(n, g, m_panels * groups, &blocks, cin_g);
+        (0..split.jobs()).into_par_iter().for_each_init(
+            || (AlignedBuf::default(), Vec::new(), Vec::new()),
+            |(rows, offsets, stores), job| {
+                let (img, r0, r1, m0, m1) = split.job(job);
+                let x_img = Image::new(problem, img, hw);
+                let tiles = RowTiles::new(g, r0, r1, stores);
+                for_each_group_range(m0, m1, m_panels, |group, p0, p1| {
+                    for b in 0..blocks.count {
+                        let (k0, k1) = blocks.range(b);
+                        let c_lo = group * cin_g + k0 / (g.kh * g.kw);
+                        let c_hi = group * cin_g + (k1 - 1) / (g.kh * g.kw);
+                        let copy = RowCopy::fill(&x_img, g, c_lo, c_hi + 1, r0, r1, rows);
+                        copy.offsets(g, k0, k1, offsets);
+                        ctx.run_direct(img, group, p0, p1, b, &tiles, rows.as_slice(), offsets);
+                    }
+                });
+            },
+        );
+        // SAFETY: as below: the jobs split (image, output rows, micro-panels) disjointly and
+        // the first reduction block stored every valid lane of every tile.
+        unsafe { out.set_len(len) };
+        return out;
+    }
     let patch_len = split.panels * blocks.size * NR;
     (0..split.jobs()).into_par_iter().for_each_init(
-        || vec![0.0f32; patch_len],
+        || AlignedBuf::zeroed(patch_len),
         |patches, job| {
+            let patches = patches.as_mut_slice();
             let (img, q0, q1, m0, m1) = split.job(job);
-            let x_img: Vec<&[f32]> = x
-                .iter()
-                .zip(problem.part_channels)
-                .map(|(part, &c)| &part[img * c * hw..][..c * hw])
-                .collect();
-            let x_img = Image {
-                parts: &x_img,
-                channels: problem.part_channels,
-                plane: hw,
-            };
-            // m indexes (group, micro-panel) pairs, so that grouped convolutions split too.
-            let mut m = m0;
-            while m < m1 {
-                let group = m / m_panels;
-                let end = m1.min((group + 1) * m_panels);
-                let (p0, p1) = (m - group * m_panels, end - group * m_panels);
+            let x_img = Image::new(problem, img, hw);
+            for_each_group_range(m0, m1, m_panels, |group, p0, p1| {
                 for b in 0..blocks.count {
                     let (k0, k1) = blocks.range(b);
                     pack_patches(&x_img, group * cin_g, g, q0, q1, k0, k1, patches);
                     ctx.run(img, group, p0, p1, q0, q1, b, patches);
                 }
-                m = end;
-            }
+            });
         },
     );
     // SAFETY: the jobs wrote every output: each (image, channel, pixel) lies in exactly one
     // job's pixel range and micro-panel range, whose first reduction block stored it.
     unsafe { out.set_len(len) };
     out
+}
+
+/// Calls `f(group, p0, p1)` for the micro-panels `[p0, p1)` of each group that the (group,
+/// micro-panel) indices `[m0, m1)` cover, so that grouped convolutions split over jobs too.
+fn for_each_group_range(
+    m0: usize,
+    m1: usize,
+    m_panels: usize,
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    let mut m = m0;
+    while m < m1 {
+        let group = m / m_panels;
+        let end = m1.min((group + 1) * m_panels);
+        f(group, m - group * m_panels, end - group * m_panels);
+        m = end;
+    }
 }
 
 /// What the kernel calls of one convolution share.
@@ -163,6 +226,24 @@ struct Blocks<'a> {
 }
 
 impl Blocks<'_> {
+    /// Micro-panel `panel` of `group` in reduction block `b`: its packed weights, first output
+    /// channel (in the group), number of output channels, and finishing (after the last block).
+    fn panel(&self, group: usize, panel: usize, b: usize) -> (&[f32], usize, usize, Finish<'_>) {
+        let (k0, k1) = self.blocks.range(b);
+        let (m_panels, cout_g) = (self.m_panels, self.cout_g);
+        let co0 = panel * MR;
+        let a = &self.packed
+            [group * m_panels * MR * self.k + m_panels * MR * k0 + panel * MR * (k1 - k0)..];
+        let shift = self.epilogue.shift.map(|s| &s[group * cout_g + co0..]);
+        let last = b + 1 == self.blocks.count;
+        (
+            a,
+            co0,
+            MR.min(cout_g - co0),
+            last.then_some((shift, self.epilogue.relu)),
+        )
+    }
+
     /// The kernel calls of reduction block `b` for micro-panels `[p0, p1)` of `group` over
     /// pixels `[q0, q1)` of image `img`, whose patches `patches` holds.
     #[allow(clippy::too_many_arguments)]
@@ -177,21 +258,14 @@ impl Blocks<'_> {
         b: usize,
         patches: &[f32],
     ) {
-        let (k0, k1) = self.blocks.range(b);
-        let kc = k1 - k0;
-        let last = b + 1 == self.blocks.count;
-        let (m_panels, cout_g) = (self.m_panels, self.cout_g);
+        let kc = self.blocks.len(b);
         for panel in p0..p1 {
-            let co0 = panel * MR;
-            let rows = MR.min(cout_g - co0);
-            let a = &self.packed
-                [group * m_panels * MR * self.k + m_panels * MR * k0 + panel * MR * kc..];
-            let shift = self.epilogue.shift.map(|s| &s[group * cout_g + co0..]);
+            let (a, co0, rows, finish) = self.panel(group, panel, b);
             let mut q = q0;
             while q < q1 {
                 let cols = NR.min(q1 - q);
                 let pp = (q - q0) / NR;
-                let c_offset = (img * self.cout + group * cout_g + co0) * self.plane + q;
+                let c_offset = (img * self.cout + group * self.cout_g + co0) * self.plane + q;
                 // SAFETY: `a` holds MR × kc packed weights and `patches` kc × NR floats at
                 // micro-tile pp; the destination rows co0..co0+rows, columns q..q+cols of
                 // this image's plane are written by this call alone (calls split (image,
@@ -207,14 +281,56 @@ impl Blocks<'_> {
                         rows,
                         cols,
                         b == 0,
-                        if last {
-                            Some((shift, self.epilogue.relu))
-                        } else {
-                            None
-                        },
+                        finish,
                     );
                 }
                 q += cols;
+            }
+        }
+    }
+}
+
+impl Blocks<'_> {
+    /// [`Blocks::run`] for the direct kernel: reduction block `b` for micro-panels `[p0, p1)`
+    /// of `group` over the output rows of `tiles`, reading the padded rows `rows` at
+    /// `offsets` (one per reduction step of the block).
+    #[allow(clippy::too_many_arguments)]
+    fn run_direct(
+        &self,
+        img: usize,
+        group: usize,
+        p0: usize,
+        p1: usize,
+        b: usize,
+        tiles: &RowTiles,
+        rows: &[f32],
+        offsets: &[usize],
+    ) {
+        let kc = self.blocks.len(b);
+        debug_assert_eq!(offsets.len(), kc);
+        for panel in p0..p1 {
+            let (a, co0, nrows, finish) = self.panel(group, panel, b);
+            let plane_offset = (img * self.cout + group * self.cout_g + co0) * self.plane;
+            for (t, stores) in tiles.iter() {
+                // SAFETY: `a` holds MR × kc packed weights; every read of `rows` at
+                // `offsets[p] + t + lane` stays inside it (`RowCopy` leaves NR floats of slack
+                // after its last row); the stores write valid output lanes of rows co0..co0 +
+                // nrows of this image, which only this call writes (calls split (image, output
+                // rows, micro-panels) disjointly) and block 0 wrote before later blocks read.
+                unsafe {
+                    micro_kernel_direct(
+                        kc,
+                        a.as_ptr(),
+                        rows.as_ptr().add(t),
+                        offsets.as_ptr(),
+                        self.dst.at(plane_offset),
+                        self.plane,
+                        nrows,
+                        stores,
+                        b == 0,
+                        finish,
+                    );
+                }
             }
         }
     }
@@ -240,6 +356,11 @@ impl KBlocks {
 
     fn range(&self, b: usize) -> (usize, usize) {
         (b * self.size, ((b + 1) * self.size).min(self.k))
+    }
+
+    fn len(&self, b: usize) -> usize {
+        let (k0, k1) = self.range(b);
+        k1 - k0
     }
 }
 
@@ -298,6 +419,200 @@ impl Split {
         let m0 = m_part * self.m_total / self.m_splits;
         let m1 = (m_part + 1) * self.m_total / self.m_splits;
         (img, q0, q1, m0, m1)
+    }
+}
+
+/// Largest padded row copy of one job and reduction block, in floats (512 KiB): stays in L2
+/// while every weight micro-panel passes over it.
+const ROW_COPY_FLOATS: usize = 1 << 17;
+
+/// The split of a direct convolution into jobs of (image, output rows, micro-panel range).
+struct RowSplit {
+    n: usize,
+    ho: usize,
+    /// Output rows per job (the last of an image may have fewer).
+    rows: usize,
+    /// Row chunks per image.
+    chunks: usize,
+    m_splits: usize,
+    m_total: usize,
+}
+
+impl RowSplit {
+    /// As many output rows per job as keep a reduction block's row copy within
+    /// [`ROW_COPY_FLOATS`], the micro-panels split to make up [`MIN_JOBS`], and the rows split
+    /// finer only when the micro-panels cannot (as [`Split::new`]).
+    fn new(n: usize, g: &Geometry, m_total: usize, blocks: &KBlocks, cin_g: usize) -> Self {
+        let taps = g.kh * g.kw;
+        // Channels one reduction block reads (a block may start and end inside a channel).
+        let channels = (blocks.size.div_ceil(taps) + 1).min(cin_g);
+        let halo = (g.kh - 1) * g.dilation[0];
+        let wp = g.w + 2 * g.pad[1];
+        let by_size = (ROW_COPY_FLOATS / (channels * wp).max(1)).saturating_sub(halo);
+        let ho = g.ho.max(1);
+        let mut rows = by_size.clamp(1, ho);
+        let m_total = m_total.max(1);
+        let m_splits = MIN_JOBS.div_ceil(n * ho.div_ceil(rows)).clamp(1, m_total);
+        let row_jobs = MIN_JOBS.div_ceil(m_splits);
+        if n * ho.div_ceil(rows) < row_jobs {
+            rows = ho.div_ceil(row_jobs.div_ceil(n)).max(1);
+        }
+        Self {
+            n,
+            ho: g.ho,
+            rows,
+            chunks: ho.div_ceil(rows),
+            m_splits,
+            m_total,
+        }
+    }
+
+    fn jobs(&self) -> usize {
+        if self.ho == 0 {
+            0
+        } else {
+            self.n * self.chunks * self.m_splits
+        }
+    }
+
+    /// Image, output rows `[r0, r1)` and micro-panels `[m0, m1)` of `job`.
+    fn job(&self, job: usize) -> (usize, usize, usize, usize, usize) {
+        let m_part = job % self.m_splits;
+        let row_job = job / self.m_splits;
+        let (img, chunk) = (row_job / self.chunks, row_job % self.chunks);
+        let r0 = chunk * self.rows;
+        let r1 = (r0 + self.rows).min(self.ho);
+        let m0 = m_part * self.m_total / self.m_splits;
+        let m1 = (m_part + 1) * self.m_total / self.m_splits;
+        (img, r0, r1, m0, m1)
+    }
+}
+
+/// A zero-padded copy of input channels `[c_lo, c_hi)` over the padded rows that output rows
+/// `[r0, r1)` read: channel `c`, padded row `py`, padded column `px` at
+/// `(c − c_lo)·channel + (py − r0)·wp + px`, where padded row `py` is input row `py − pad`.
+/// With stride 1, output pixel `(oy, ox)` reads padded `(oy + i·d, ox + j·d)` for tap `(i, j)`,
+/// so the reads of consecutive output pixels of a row are consecutive floats, and those of
+/// the next row follow after `wp − wo` columns computed in the padding and never stored.
+struct RowCopy {
+    /// Floats per padded row.
+    wp: usize,
+    /// Floats per channel.
+    channel: usize,
+}
+
+impl RowCopy {
+    /// Fills `buf` and describes it; `buf` keeps [`NR`] floats of slack after the last row.
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        x: &Image,
+        g: &Geometry,
+        c_lo: usize,
+        c_hi: usize,
+        r0: usize,
+        r1: usize,
+        buf: &mut AlignedBuf,
+    ) -> Self {
+        let wp = g.w + 2 * g.pad[1];
+        let rows = (r1 - r0) + (g.kh - 1) * g.dilation[0];
+        let channel = rows * wp;
+        buf.resize((c_hi - c_lo) * channel + NR);
+        let out = buf.as_mut_slice();
+        for (c, dst) in (c_lo..c_hi).zip(out.chunks_exact_mut(channel)) {
+            let plane = x.plane(c);
+            for (r, row) in dst.chunks_exact_mut(wp).enumerate() {
+                let iy = (r0 + r).checked_sub(g.pad[0]).filter(|&y| y < g.h);
+                let Some(iy) = iy else {
+                    row.fill(0.0);
+                    continue;
+                };
+                let (left, rest) = row.split_at_mut(g.pad[1]);
+                let (mid, right) = rest.split_at_mut(g.w);
+                left.fill(0.0);
+                mid.copy_from_slice(&plane[iy * g.w..][..g.w]);
+                right.fill(0.0);
+            }
+        }
+        out[(c_hi - c_lo) * channel..].fill(0.0);
+        Self { wp, channel }
+    }
+
+    /// Where reduction steps `[k0, k1)` of the group start reading (tile position 0):
+    /// `offsets[k − k0]` for step `k = (channel, kernel row, kernel column)`; `k0` counts
+    /// from the group's first channel, which is `c_lo` for step `k0`'s channel.
+    fn offsets(&self, g: &Geometry, k0: usize, k1: usize, offsets: &mut Vec<usize>) {
+        let taps = g.kh * g.kw;
+        let first = k0 / taps;
+        offsets.clear();
+        offsets.extend((k0..k1).map(|k| {
+            let (c, tap) = (k / taps - first, k % taps);
+            let (i, j) = (tap / g.kw, tap % g.kw);
+            c * self.channel + i * g.dilation[0] * self.wp + j * g.dilation[1]
+        }));
+    }
+}
+
+/// One masked store of a tile: lane `l` of accumulator vector `v` (tile lane `16v + l`) goes
+/// to `offset + l` of the output plane, for the lanes in `mask`.
+#[derive(Clone, Copy)]
+struct Store {
+    v: usize,
+    mask: u16,
+    offset: isize,
+}
+
+/// The micro-tiles of NR consecutive positions over output rows `[r0, r1)` of width `wo` read
+/// at pitch `wp` (see [`RowCopy`]), and the masked stores that put their valid lanes in place.
+struct RowTiles<'a> {
+    /// Per tile: its first position (relative to row `r0`, pitch `wp`) and its stores' range.
+    tiles: Vec<(usize, std::ops::Range<usize>)>,
+    stores: &'a [Store],
+}
+
+impl<'a> RowTiles<'a> {
+    fn new(g: &Geometry, r0: usize, r1: usize, buf: &'a mut Vec<Store>) -> Self {
+        let wp = g.w + 2 * g.pad[1];
+        let wo = g.wo;
+        // Positions past the last row's last output are never stored.
+        let end = if r1 > r0 { (r1 - r0 - 1) * wp + wo } else { 0 };
+        buf.clear();
+        let mut tiles = Vec::with_capacity(end.div_ceil(NR));
+        for t in (0..end).step_by(NR) {
+            let first = buf.len();
+            for v in 0..NR / 16 {
+                let mut lane = 0;
+                while lane < 16 {
+                    let pos = t + 16 * v + lane;
+                    if pos >= end {
+                        break;
+                    }
+                    let (row, col) = (pos / wp, pos % wp);
+                    if col >= wo {
+                        // In the padding: skip to the next row's first output.
+                        lane += wp - col;
+                        continue;
+                    }
+                    let run = (wo - col).min(16 - lane).min(end - pos);
+                    let mask = (((1u32 << run) - 1) << lane) as u16;
+                    let offset = ((r0 + row) * wo + col) as isize - lane as isize;
+                    // (lane `lane` of vector `v` is output (r0 + row, col).)
+                    buf.push(Store { v, mask, offset });
+                    lane += run;
+                }
+            }
+            tiles.push((t, first..buf.len()));
+        }
+        let stores: &'a Vec<Store> = buf;
+        Self {
+            tiles,
+            stores: stores.as_slice(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (usize, &[Store])> {
+        self.tiles
+            .iter()
+            .map(|(t, range)| (*t, &self.stores[range.clone()]))
     }
 }
 
@@ -392,13 +707,28 @@ fn pack_patches(
 
 /// One image of the input, as the parts it is concatenated from.
 struct Image<'a> {
-    parts: &'a [&'a [f32]],
+    parts: Vec<&'a [f32]>,
     channels: &'a [usize],
     /// Floats per channel plane.
     plane: usize,
 }
 
 impl<'a> Image<'a> {
+    /// Image `img` of the problem's input, whose channel planes hold `plane` floats.
+    fn new(problem: &Problem<'a>, img: usize, plane: usize) -> Self {
+        let parts = problem
+            .x
+            .iter()
+            .zip(problem.part_channels)
+            .map(|(part, &c)| &part[img * c * plane..][..c * plane])
+            .collect();
+        Self {
+            parts,
+            channels: problem.part_channels,
+            plane,
+        }
+    }
+
     /// The plane of input channel `c`.
     fn plane(&self, mut c: usize) -> &'a [f32] {
         for (part, &channels) in self.parts.iter().zip(self.channels) {
@@ -451,6 +781,79 @@ fn fill_segment(
     }
 }
 
+/// The finishing of a tile's last reduction block: the per-row shift (if any) and ReLU.
+type Finish<'a> = Option<(Option<&'a [f32]>, bool)>;
+
+/// The `MR × NR` accumulators `Σ_p A[p, r] · B[p, ·]` over `kc` steps, A packed `kc × MR` and
+/// step `p` of B the NR floats at `b(p)`.
+///
+/// # Safety
+/// AVX-512F must be available; `a` must hold `kc·MR` floats and `b(p)` NR floats for `p < kc`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn accumulate(
+    kc: usize,
+    a: *const f32,
+    b: impl Fn(usize) -> *const f32,
+) -> [[std::arch::x86_64::__m512; 3]; MR] {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); 3]; MR];
+    for p in 0..kc {
+        // SAFETY (whole block): p < kc keeps the reads inside A and B (the caller's contract).
+        unsafe {
+            let bp = b(p);
+            let b0 = _mm512_loadu_ps(bp);
+            let b1 = _mm512_loadu_ps(bp.add(16));
+            let b2 = _mm512_loadu_ps(bp.add(32));
+            let ap = a.add(p * MR);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*ap.add(r));
+                row[0] = _mm512_fmadd_ps(av, b0, row[0]);
+                row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+                row[2] = _mm512_fmadd_ps(av, b2, row[2]);
+            }
+        }
+    }
+    acc
+}
+
+/// Writes the lanes `mask` of `value` (accumulators of output row `r`) to `ptr`: stored, or
+/// added to what is there, then finished by `finish`.
+///
+/// # Safety
+/// AVX-512F must be available; the masked lanes at `ptr` must be valid (initialised unless
+/// `store`). The other lanes are neither read nor written (AVX-512 masked accesses do not fault
+/// there), so `ptr` may point outside the buffer for them.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn put(
+    ptr: *mut f32,
+    mask: std::arch::x86_64::__mmask16,
+    mut value: std::arch::x86_64::__m512,
+    r: usize,
+    store: bool,
+    finish: Finish,
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: the masked lanes are valid (the caller's contract).
+    unsafe {
+        if !store {
+            value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(mask, ptr));
+        }
+        if let Some((shift, relu)) = finish {
+            if let Some(shift) = shift {
+                value = _mm512_add_ps(value, _mm512_set1_ps(shift[r]));
+            }
+            if relu {
+                value = _mm512_max_ps(value, _mm512_setzero_ps());
+            }
+        }
+        _mm512_mask_storeu_ps(ptr, mask, value);
+    }
+}
+
 /// `C[r, q] (=|+=) Σ_p A[p, r] · B[p, q]` for `r < rows`, `q < cols`, with A `kc × MR` and B
 /// `kc × NR` packed; `C` has row stride `ldc`. With `finish`, the shift and ReLU follow.
 ///
@@ -469,57 +872,77 @@ unsafe fn micro_kernel(
     rows: usize,
     cols: usize,
     store: bool,
-    finish: Option<(Option<&[f32]>, bool)>,
+    finish: Finish,
 ) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); 3]; MR];
-    for p in 0..kc {
-        // SAFETY (whole block): p < kc keeps both reads inside the packed panels.
-        unsafe {
-            let bp = b.add(p * NR);
-            let b0 = _mm512_loadu_ps(bp);
-            let b1 = _mm512_loadu_ps(bp.add(16));
-            let b2 = _mm512_loadu_ps(bp.add(32));
-            let ap = a.add(p * MR);
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*ap.add(r));
-                row[0] = _mm512_fmadd_ps(av, b0, row[0]);
-                row[1] = _mm512_fmadd_ps(av, b1, row[1]);
-                row[2] = _mm512_fmadd_ps(av, b2, row[2]);
-            }
-        }
-    }
-    let zero = _mm512_setzero_ps();
+    // SAFETY: step p of B is the packed NR floats at p·NR (the caller's contract).
+    let acc = unsafe { accumulate(kc, a, |p| b.wrapping_add(p * NR)) };
     for (r, row) in acc.iter().enumerate().take(rows) {
         for (v, &value) in row.iter().enumerate() {
             let valid = cols.saturating_sub(v * 16).min(16);
             if valid == 0 {
                 break;
             }
-            let mask: __mmask16 = if valid == 16 {
+            let mask = if valid == 16 {
                 0xffff
             } else {
                 (1u16 << valid) - 1
             };
             // SAFETY: the masked lanes lie inside row r's `cols` floats.
-            unsafe {
-                let ptr = c.add(r * ldc + v * 16);
-                let mut value = value;
-                if !store {
-                    value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(mask, ptr));
-                }
-                if let Some((shift, relu)) = finish {
-                    if let Some(shift) = shift {
-                        value = _mm512_add_ps(value, _mm512_set1_ps(shift[r]));
-                    }
-                    if relu {
-                        value = _mm512_max_ps(value, zero);
-                    }
-                }
-                _mm512_mask_storeu_ps(ptr, mask, value);
-            }
+            unsafe { put(c.add(r * ldc + v * 16), mask, value, r, store, finish) };
         }
     }
+}
+
+/// [`micro_kernel`] reading B in place: step `p` of the tile is the NR floats at
+/// `b + offsets[p]`; the tile's lanes go to the output through `stores` (offsets from `c`, row
+/// `r` of C at `c + r·ldc`).
+///
+/// # Safety
+/// AVX-512F must be available; `a` must hold `kc·MR` floats, `offsets` `kc` entries, and
+/// `b + offsets[p]` NR floats for every `p`; every masked lane of `stores` must be valid in
+/// `rows` rows at stride `ldc` (initialised unless `store`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro_kernel_direct(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    offsets: *const usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    stores: &[Store],
+    store: bool,
+    finish: Finish,
+) {
+    // SAFETY: step p of B is at b + offsets[p] (the caller's contract).
+    let acc = unsafe { accumulate(kc, a, |p| b.wrapping_add(*offsets.add(p))) };
+    for (r, row) in acc.iter().enumerate().take(rows) {
+        for s in stores {
+            let ptr = c.wrapping_add(r * ldc).wrapping_offset(s.offset);
+            // SAFETY: the masked lanes are valid outputs of row r (the caller's contract).
+            unsafe { put(ptr, s.mask, row[s.v], r, store, finish) };
+        }
+    }
+}
+
+/// Never called: [`available`] is false off x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro_kernel_direct(
+    _: usize,
+    _: *const f32,
+    _: *const f32,
+    _: *const usize,
+    _: *mut f32,
+    _: usize,
+    _: usize,
+    _: &[Store],
+    _: bool,
+    _: Finish,
+) {
+    unreachable!("the implicit-GEMM kernel runs on x86-64 only")
 }
 
 /// Never called: [`available`] is false off x86-64.
@@ -534,7 +957,7 @@ unsafe fn micro_kernel(
     _: usize,
     _: usize,
     _: bool,
-    _: Option<(Option<&[f32]>, bool)>,
+    _: Finish,
 ) {
     unreachable!("the implicit-GEMM kernel runs on x86-64 only")
 }
@@ -657,6 +1080,93 @@ mod tests {
         for (i, c) in cases.iter().enumerate() {
             let (err, shape) = compare(c, &Fused::default());
             assert!(err < 2e-6, "case {i} {shape:?}: relative error {err}");
+        }
+    }
+
+    /// (n, channels of each input part, cout, [h, w], [kh, kw], pad, dilation, groups)
+    type DirectCase = (
+        usize,
+        &'static [usize],
+        usize,
+        [usize; 2],
+        [usize; 2],
+        usize,
+        usize,
+        usize,
+    );
+
+    #[test]
+    fn reading_rows_in_place_equals_packing_the_patches() {
+        if !available() {
+            eprintln!("no AVX-512 on this CPU: only the portable kernel runs here");
+            return;
+        }
+        let cases: [DirectCase; 9] = [
+            // A U-Net layer: K = 576 in three reduction blocks, 48-pixel tiles across rows.
+            (2, &[64], 64, [33, 50], [3, 3], 1, 1, 1),
+            // Rows narrower than a tile (several rows per tile), a partial micro-panel.
+            (1, &[5], 12, [20, 9], [3, 3], 1, 1, 1),
+            // A decoder's concatenation of two parts; a block boundary inside a channel.
+            (1, &[40, 24], 16, [17, 40], [3, 3], 1, 1, 1),
+            // Pointwise, no padding; 1×1 image.
+            (2, &[300], 20, [9, 11], [1, 1], 0, 1, 1),
+            (1, &[16], 8, [1, 1], [3, 3], 1, 1, 1),
+            // Dilation 2 (MS-Conv's branches), pad 2.
+            (1, &[8], 8, [19, 23], [3, 3], 2, 2, 1),
+            // 5×5 and a non-square kernel with no padding.
+            (1, &[6], 9, [21, 30], [5, 5], 2, 1, 1),
+            (3, &[5], 9, [10, 12], [2, 3], 0, 1, 1),
+            // Grouped, and many rows (several row jobs per image).
+            (1, &[16], 24, [140, 66], [3, 3], 1, 1, 4),
+        ];
+        for (case, &(n, parts, cout, [h, w], [kh, kw], pad, d, groups)) in cases.iter().enumerate()
+        {
+            let cin: usize = parts.iter().sum();
+            let xs: Vec<Vec<f32>> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| values(n * c * h * w, 10 * case as u64 + i as u64))
+                .collect();
+            let x: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+            let weight = values(cout * cin / groups * kh * kw, 99 + case as u64);
+            let shift = values(cout, 7);
+            let options = ConvOptions::new([1, 1], [pad, pad], [d, d], groups);
+            let g = Geometry::new([h, w], [kh, kw], &options);
+            let problem = Problem {
+                x: &x,
+                part_channels: parts,
+                n,
+                cin,
+                weight: &weight,
+                cout,
+                groups,
+                scale: None,
+            };
+            let epilogue = Epilogue {
+                shift: Some(&shift),
+                relu: case % 2 == 0,
+            };
+            let direct = conv_forward_with(&problem, &g, epilogue, true);
+            let packed = conv_forward_with(&problem, &g, epilogue, false);
+            assert_eq!(direct.len(), n * cout * g.ho * g.wo, "case {case}");
+            // The same products added in the same order: equal, not merely close.
+            assert!(direct == packed, "case {case}: the two kernels differ");
+            // And both are the convolution (against im2col + gemm, within rounding).
+            let (err, _) = compare(
+                &Case {
+                    n,
+                    cin,
+                    cout,
+                    size: [h, w],
+                    kernel: [kh, kw],
+                    stride: 1,
+                    pad,
+                    dilation: d,
+                    groups,
+                },
+                &Fused::default(),
+            );
+            assert!(err < 2e-6, "case {case}: relative error {err}");
         }
     }
 

@@ -15,11 +15,13 @@
 //! run through im2col), five times slower than the forward pass on this CPU, and composes
 //! training-mode batch norm from ~25 element-wise passes; no crate supplies these kernels for
 //! burn's tensors. The forward convolution is an implicit GEMM with an AVX-512 micro-kernel
-//! (`implicit_gemm`) on CPUs that have it and large enough images, else im2col tiles fed to the
+//! (`implicit_gemm`, reading stride-1 inputs from padded row copies without packing patches)
+//! on CPUs that have it and large enough images, else im2col tiles fed to the
 //! `gemm` crate that flex itself uses; the weight gradient is a tap-by-tap AVX-512 kernel on
 //! channels-last copies (`weight_grad`), else im2col + `gemm`; batch norm is two
 //! passes each way; `tanh` keeps its output for the backward instead of recomputing it.
 
+mod aligned;
 mod batch_norm;
 mod conv;
 mod conv_bn;

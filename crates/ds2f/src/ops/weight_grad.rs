@@ -14,6 +14,7 @@
 //! kernels for burn's tensors. The work is split into a fixed number of parts over output rows
 //! whatever the thread count, and the parts are summed in order, so results are the same on
 //! every machine.
+use super::aligned::AlignedBuf;
 use super::conv::Geometry;
 use rayon::prelude::*;
 
@@ -98,8 +99,8 @@ pub(super) fn weight_grad(
 /// column `−p`).
 #[derive(Default)]
 struct Scratch {
-    dy: Vec<f32>,
-    x: Vec<f32>,
+    dy: AlignedBuf,
+    x: AlignedBuf,
     /// Floats per row of `x`.
     x_row: usize,
 }
@@ -117,19 +118,21 @@ impl Scratch {
         r1: usize,
     ) {
         let rows = r1 - r0;
-        self.dy.resize(rows * g.wo * cout, 0.0);
+        self.dy.resize(rows * g.wo * cout);
+        let dy_rows = self.dy.as_mut_slice();
         let plane_out = g.ho * g.wo;
         for (r, oy) in (r0..r1).enumerate() {
-            let dst = &mut self.dy[r * g.wo * cout..][..g.wo * cout];
+            let dst = &mut dy_rows[r * g.wo * cout..][..g.wo * cout];
             transpose_rows(dy, oy * g.wo, plane_out, cout, g.wo, dst);
         }
         let wp = g.w + 2 * g.pad[1];
         let in_rows = (rows - 1) * g.stride[0] + (g.kh - 1) * g.dilation[0] + 1;
         self.x_row = wp * cin;
-        self.x.resize(in_rows * self.x_row, 0.0);
+        self.x.resize(in_rows * self.x_row);
+        let x_rows = self.x.as_mut_slice();
         let plane_in = g.h * g.w;
         for r in 0..in_rows {
-            let dst = &mut self.x[r * self.x_row..][..self.x_row];
+            let dst = &mut x_rows[r * self.x_row..][..self.x_row];
             let iy = (r0 * g.stride[0] + r)
                 .checked_sub(g.pad[0])
                 .filter(|&y| y < g.h);
@@ -172,6 +175,7 @@ fn transpose_rows(src: &[f32], offset: usize, plane: usize, c: usize, len: usize
 /// output row at a time: the chunk's `dY` values stay in L1 while every tap and input-channel
 /// block passes over them.
 fn accumulate(s: &Scratch, cin: usize, cout: usize, g: &Geometry, rows: usize, acc: &mut [f32]) {
+    let (s_dy, s_x) = (s.dy.as_slice(), s.x.as_slice());
     for row in 0..rows {
         for x0 in (0..g.wo).step_by(CHUNK) {
             let len = CHUNK.min(g.wo - x0);
@@ -180,7 +184,7 @@ fn accumulate(s: &Scratch, cin: usize, cout: usize, g: &Geometry, rows: usize, a
                 for co in (0..cout).step_by(MR) {
                     let a = Panel {
                         // dy[row][x][co]
-                        base: s.dy[(row * g.wo + x0) * cout + co..].as_ptr(),
+                        base: s_dy[(row * g.wo + x0) * cout + co..].as_ptr(),
                         step: cout,
                     };
                     for j in 0..g.kw {
@@ -188,7 +192,7 @@ fn accumulate(s: &Scratch, cin: usize, cout: usize, g: &Geometry, rows: usize, a
                         for ci in (0..cin).step_by(NR) {
                             let b = Panel {
                                 // x[row·s + i·d][x·s + j·d][ci]
-                                base: s.x
+                                base: s_x
                                     [x_row + (x0 * g.stride[1] + j * g.dilation[1]) * cin + ci..]
                                     .as_ptr(),
                                 step: g.stride[1] * cin,
