@@ -294,18 +294,21 @@ fn input_grad(
     let weight = weight.to_contiguous();
     let w = data(&weight);
     let k = kh * kw;
+    // One (group, input channel) row of the flipped weights per task (deep layers' weights
+    // are tens of MB).
     let mut flipped = vec![0.0f32; w.len()];
-    for g in 0..groups {
-        for co in 0..cout_g {
-            for ci in 0..cin_g {
+    flipped
+        .par_chunks_mut((cout_g * k).max(1))
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let (g, ci) = (row / cin_g, row % cin_g);
+            for (co, dst) in dst.chunks_exact_mut(k).enumerate() {
                 let src = &w[((g * cout_g + co) * cin_g + ci) * k..][..k];
-                let dst = &mut flipped[((g * cin_g + ci) * cout_g + co) * k..][..k];
                 for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
                     *d = *s;
                 }
             }
-        }
-    }
+        });
     let flipped = tensor(flipped, [cin, cout_g, kh, kw]);
     let options = ConvOptions::new(
         [1, 1],

@@ -6,14 +6,17 @@
 //! fastest), the shifted input of a run of output pixels is a strided slice of the copy, so no
 //! im2col matrix (kh·kw times the input) is built and each value is copied once. The
 //! micro-kernel keeps an `MR × NR` block of `dW` (8 output × 32 input channels, 16 AVX-512
-//! registers) while it runs along a chunk of an output row, broadcasting `dY` values and loading
-//! two vectors of input channels per pixel.
+//! registers) while it runs along a chunk of an output row (or several whole rows of a narrow
+//! image), broadcasting `dY` values and loading two vectors of input channels per pixel.
 //!
 //! Why hand-written: the im2col + `gemm` weight gradient of [`super::conv`] builds and re-reads a
 //! 9× expanded input and ran at about a third of this CPU's peak; no crate offers convolution
-//! kernels for burn's tensors. The work is split into a fixed number of parts over output rows
-//! whatever the thread count, and the parts are summed in order, so results are the same on
-//! every machine.
+//! kernels for burn's tensors. The work is split whatever the thread count, so results are the
+//! same on every machine: a `dW` that fits in L2 over a fixed number of parts of the output
+//! rows, each with its own partial `dW`, summed in order; a larger one (the deep layers: 9·1024²
+//! floats) over ranges of output channels, each accumulated in place over all pixels in order,
+//! with each job's input copy shared by the ranges (docs/performance.md: −43 % on the backward
+//! of a 1024-channel 16×16 convolution).
 use super::aligned::AlignedBuf;
 use super::conv::Geometry;
 use rayon::prelude::*;
@@ -22,12 +25,17 @@ use rayon::prelude::*;
 const MR: usize = 8;
 /// Input channels per micro-tile (two 16-float vectors).
 const NR: usize = 32;
-/// Parts the output rows of a batch are split into (each with its own partial `dW`).
+/// Parts the work is split into at most (each with its own partial `dW` when they split the
+/// pixels).
 const PARTS: usize = 8;
-/// Output pixels per micro-kernel call.
+/// Output pixels per micro-kernel call (whole rows of narrow images).
 const CHUNK: usize = 64;
 /// Largest channels-last scratch of one job, in floats (1 MiB): stays in L2.
 const JOB_FLOATS: usize = 1 << 18;
+/// Largest `dW` block one part accumulates, in floats (1 MiB): the micro-kernel's
+/// read-modify-write of it stays in L2. Deep layers (`9·cout·cin` of millions) are split
+/// over output channels rather than over pixels, which also needs no partial sums.
+const ACC_FLOATS: usize = 1 << 18;
 
 /// Whether the kernel computes this weight gradient: AVX-512, no groups, channel counts that
 /// fill whole micro-tiles.
@@ -56,97 +64,166 @@ pub(super) fn weight_grad(
         "the weight-gradient kernel needs AVX-512 and whole tiles"
     );
     let taps = g.kh * g.kw;
-    // Output rows per job: as many as keep the job's two copies within JOB_FLOATS.
-    let row_floats = g.wo * cout + g.stride[0] * (g.w + 2 * g.pad[1]) * cin;
+    let len = taps * cout * cin;
+    // A dW too large for L2 (deep layers: 9·cout·cin of millions) is split over output-channel
+    // ranges of whole micro-tiles, at least one per part, each accumulated in place: no
+    // partial sums. Otherwise the pixels are split, each part with its own partial dW.
+    let tiles = cout / MR;
+    let co_parts = if len > ACC_FLOATS {
+        len.div_ceil(ACC_FLOATS).max(PARTS).min(tiles)
+    } else {
+        1
+    };
+    let co_range = |c: usize| (c * tiles / co_parts * MR, (c + 1) * tiles / co_parts * MR);
+    let widest = (tiles.div_ceil(co_parts)) * MR;
+    // Output rows per job: as many as keep the job's copies within JOB_FLOATS.
+    let row_floats = g.wo * widest + g.stride[0] * (g.w + 2 * g.pad[1]) * cin;
     let rows = (JOB_FLOATS / row_floats.max(1)).clamp(1, g.ho.max(1));
     let jobs_per_image = g.ho.div_ceil(rows);
     let jobs = n * jobs_per_image;
-    let parts = jobs.clamp(1, PARTS);
-    let len = taps * cout * cin;
-    let partials: Vec<Vec<f32>> = (0..parts)
-        .into_par_iter()
-        .map(|part| {
-            let mut acc = vec![0.0f32; len];
-            let mut scratch = Scratch::default();
-            for job in part * jobs / parts..(part + 1) * jobs / parts {
-                let img = job / jobs_per_image;
-                let r0 = (job % jobs_per_image) * rows;
-                let r1 = (r0 + rows).min(g.ho);
-                let x_img = &x[img * cin * g.h * g.w..][..cin * g.h * g.w];
-                let dy_img = &dy[img * cout * g.ho * g.wo..][..cout * g.ho * g.wo];
-                scratch.fill(x_img, dy_img, cin, cout, g, r0, r1);
-                accumulate(&scratch, cin, cout, g, r1 - r0, &mut acc);
-            }
-            acc
+    let plane_in = cin * g.h * g.w;
+    let plane_out = g.ho * g.wo;
+    // Image and output rows of job `job`.
+    let job_rows = |job: usize| {
+        let r0 = (job % jobs_per_image) * rows;
+        (job / jobs_per_image, r0, (r0 + rows).min(g.ho))
+    };
+    let total = if co_parts == 1 {
+        let parts = jobs.clamp(1, PARTS);
+        let partials: Vec<Vec<f32>> = (0..parts)
+            .into_par_iter()
+            .map(|part| {
+                let mut acc = vec![0.0f32; len];
+                let (mut dy_rows, mut x_rows) = (AlignedBuf::default(), AlignedBuf::default());
+                for job in part * jobs / parts..(part + 1) * jobs / parts {
+                    let (img, r0, r1) = job_rows(job);
+                    let x_img = &x[img * plane_in..][..plane_in];
+                    let dy_img = &dy[img * cout * plane_out..][..cout * plane_out];
+                    fill_dy(&mut dy_rows, dy_img, cout, g, r0, r1);
+                    let x_row = fill_x(&mut x_rows, x_img, cin, g, r0, r1);
+                    let copies = Copies {
+                        dy: dy_rows.as_slice(),
+                        x: x_rows.as_slice(),
+                        x_row,
+                    };
+                    accumulate(&copies, cin, cout, g, r1 - r0, &mut acc);
+                }
+                acc
+            })
+            .collect();
+        super::conv::sum_in_order(partials, len)
+    } else {
+        // dW as [co part][tap, co − co0, ci]; each job's x copy is shared by the parts.
+        let mut total = vec![0.0f32; len];
+        let mut blocks: Vec<(usize, usize, &mut [f32], AlignedBuf)> = Vec::new();
+        let mut rest = total.as_mut_slice();
+        for c in 0..co_parts {
+            let (co0, co1) = co_range(c);
+            let (block, tail) = rest.split_at_mut(taps * (co1 - co0) * cin);
+            blocks.push((co0, co1, block, AlignedBuf::default()));
+            rest = tail;
+        }
+        let mut x_rows = AlignedBuf::default();
+        for job in 0..jobs {
+            let (img, r0, r1) = job_rows(job);
+            let x_row = fill_x(
+                &mut x_rows,
+                &x[img * plane_in..][..plane_in],
+                cin,
+                g,
+                r0,
+                r1,
+            );
+            let x_rows = x_rows.as_slice();
+            blocks.par_iter_mut().for_each(|(co0, co1, acc, dy_rows)| {
+                let width = *co1 - *co0;
+                let dy_part = &dy[(img * cout + *co0) * plane_out..][..width * plane_out];
+                fill_dy(dy_rows, dy_part, width, g, r0, r1);
+                let copies = Copies {
+                    dy: dy_rows.as_slice(),
+                    x: x_rows,
+                    x_row,
+                };
+                accumulate(&copies, cin, width, g, r1 - r0, acc);
+            });
+        }
+        total
+    };
+    // [co part][tap, co − co0, ci] (one part: [tap, co, ci]) → [co, ci, tap], one output
+    // channel per task (the deep layers' dW are tens of MB).
+    let starts: Vec<usize> = (0..co_parts)
+        .scan(0, |offset, c| {
+            let (co0, co1) = co_range(c);
+            let start = *offset;
+            *offset += taps * (co1 - co0) * cin;
+            Some(start)
         })
         .collect();
-    let total = super::conv::sum_in_order(partials, len);
-    // [tap, co, ci] → [co, ci, tap]
     let mut out = vec![0.0f32; len];
-    for tap in 0..taps {
-        for co in 0..cout {
-            let src = &total[(tap * cout + co) * cin..][..cin];
-            for (ci, &v) in src.iter().enumerate() {
-                out[(co * cin + ci) * taps + tap] = v;
+    out.par_chunks_mut(cin * taps)
+        .enumerate()
+        .for_each(|(co, dst)| {
+            let c = (0..co_parts).rfind(|&c| co_range(c).0 <= co).unwrap_or(0);
+            let (co0, co1) = co_range(c);
+            for tap in 0..taps {
+                let src = &total[starts[c] + (tap * (co1 - co0) + co - co0) * cin..][..cin];
+                for (ci, &v) in src.iter().enumerate() {
+                    dst[ci * taps + tap] = v;
+                }
             }
-        }
-    }
+        });
     out
 }
 
 /// One job's channels-last copies: `dy[row][x][co]` for its output rows and `x[row][col][ci]`
 /// for the input rows they read, zero-padded (row 0 is input row `r0·s − p`, column 0 is input
 /// column `−p`).
-#[derive(Default)]
-struct Scratch {
-    dy: AlignedBuf,
-    x: AlignedBuf,
+struct Copies<'a> {
+    dy: &'a [f32],
+    x: &'a [f32],
     /// Floats per row of `x`.
     x_row: usize,
 }
 
-impl Scratch {
-    #[allow(clippy::too_many_arguments)]
-    fn fill(
-        &mut self,
-        x: &[f32],
-        dy: &[f32],
-        cin: usize,
-        cout: usize,
-        g: &Geometry,
-        r0: usize,
-        r1: usize,
-    ) {
-        let rows = r1 - r0;
-        self.dy.resize(rows * g.wo * cout);
-        let dy_rows = self.dy.as_mut_slice();
-        let plane_out = g.ho * g.wo;
-        for (r, oy) in (r0..r1).enumerate() {
-            let dst = &mut dy_rows[r * g.wo * cout..][..g.wo * cout];
-            transpose_rows(dy, oy * g.wo, plane_out, cout, g.wo, dst);
-        }
-        let wp = g.w + 2 * g.pad[1];
-        let in_rows = (rows - 1) * g.stride[0] + (g.kh - 1) * g.dilation[0] + 1;
-        self.x_row = wp * cin;
-        self.x.resize(in_rows * self.x_row);
-        let x_rows = self.x.as_mut_slice();
-        let plane_in = g.h * g.w;
-        for r in 0..in_rows {
-            let dst = &mut x_rows[r * self.x_row..][..self.x_row];
-            let iy = (r0 * g.stride[0] + r)
-                .checked_sub(g.pad[0])
-                .filter(|&y| y < g.h);
-            let Some(iy) = iy else {
-                dst.fill(0.0);
-                continue;
-            };
-            let (left, rest) = dst.split_at_mut(g.pad[1] * cin);
-            let (mid, right) = rest.split_at_mut(g.w * cin);
-            left.fill(0.0);
-            right.fill(0.0);
-            transpose_rows(x, iy * g.w, plane_in, cin, g.w, mid);
-        }
+/// Fills `buf` with `dy[row][x][co]` for output rows `[r0, r1)` of the `cout` planes `dy`.
+fn fill_dy(buf: &mut AlignedBuf, dy: &[f32], cout: usize, g: &Geometry, r0: usize, r1: usize) {
+    buf.resize((r1 - r0) * g.wo * cout);
+    let plane_out = g.ho * g.wo;
+    for (dst, oy) in buf.as_mut_slice().chunks_exact_mut(g.wo * cout).zip(r0..r1) {
+        transpose_rows(dy, oy * g.wo, plane_out, cout, g.wo, dst);
     }
+}
+
+/// Fills `buf` with the zero-padded `x[row][col][ci]` that output rows `[r0, r1)` read;
+/// returns the floats per row.
+fn fill_x(
+    buf: &mut AlignedBuf,
+    x: &[f32],
+    cin: usize,
+    g: &Geometry,
+    r0: usize,
+    r1: usize,
+) -> usize {
+    let wp = g.w + 2 * g.pad[1];
+    let in_rows = (r1 - r0 - 1) * g.stride[0] + (g.kh - 1) * g.dilation[0] + 1;
+    let x_row = wp * cin;
+    buf.resize(in_rows * x_row);
+    let plane_in = g.h * g.w;
+    for (r, dst) in buf.as_mut_slice().chunks_exact_mut(x_row).enumerate() {
+        let iy = (r0 * g.stride[0] + r)
+            .checked_sub(g.pad[0])
+            .filter(|&y| y < g.h);
+        let Some(iy) = iy else {
+            dst.fill(0.0);
+            continue;
+        };
+        let (left, rest) = dst.split_at_mut(g.pad[1] * cin);
+        let (mid, right) = rest.split_at_mut(g.w * cin);
+        left.fill(0.0);
+        right.fill(0.0);
+        transpose_rows(x, iy * g.w, plane_in, cin, g.w, mid);
+    }
+    x_row
 }
 
 /// `dst[p · c + k] = src[k · plane + offset + p]` for `p < len`, `k < c`: one row of `c`
@@ -171,12 +248,14 @@ fn transpose_rows(src: &[f32], offset: usize, plane: usize, c: usize, len: usize
     }
 }
 
-/// Adds one job's contribution to `acc` (`[tap, co, ci]`), a chunk of [`CHUNK`] pixels of one
-/// output row at a time: the chunk's `dY` values stay in L1 while every tap and input-channel
-/// block passes over them.
-fn accumulate(s: &Scratch, cin: usize, cout: usize, g: &Geometry, rows: usize, acc: &mut [f32]) {
-    let (s_dy, s_x) = (s.dy.as_slice(), s.x.as_slice());
-    for row in 0..rows {
+/// Adds one job's contribution to `acc` (`[tap, co, ci]`), [`CHUNK`] pixels at a time (a
+/// chunk of one output row, or several whole rows of a narrow image): the chunk's `dY` values
+/// stay in L1 while every tap and input-channel block passes over them.
+fn accumulate(s: &Copies, cin: usize, cout: usize, g: &Geometry, rows: usize, acc: &mut [f32]) {
+    let (s_dy, s_x) = (s.dy, s.x);
+    let rows_per_call = (CHUNK / g.wo.max(1)).max(1);
+    for row in (0..rows).step_by(rows_per_call) {
+        let call_rows = rows_per_call.min(rows - row);
         for x0 in (0..g.wo).step_by(CHUNK) {
             let len = CHUNK.min(g.wo - x0);
             for i in 0..g.kh {
@@ -186,6 +265,7 @@ fn accumulate(s: &Scratch, cin: usize, cout: usize, g: &Geometry, rows: usize, a
                         // dy[row][x][co]
                         base: s_dy[(row * g.wo + x0) * cout + co..].as_ptr(),
                         step: cout,
+                        row_step: g.wo * cout,
                     };
                     for j in 0..g.kw {
                         let tap = i * g.kw + j;
@@ -196,14 +276,16 @@ fn accumulate(s: &Scratch, cin: usize, cout: usize, g: &Geometry, rows: usize, a
                                     [x_row + (x0 * g.stride[1] + j * g.dilation[1]) * cin + ci..]
                                     .as_ptr(),
                                 step: g.stride[1] * cin,
+                                row_step: g.stride[0] * s.x_row,
                             };
                             let dst = &mut acc[(tap * cout + co) * cin + ci..];
-                            // SAFETY: AVX-512 is available (`suits`); the chunk's last pixel
-                            // of `a` is `dy[row][x0 + len − 1][co + MR − 1]`, inside the copy;
-                            // that of `b` is in input row `row·s + i·d` ≤ the copy's last row,
-                            // column `(x0 + len − 1)·s + j·d` < the padded width, channel
-                            // `ci + NR − 1` < cin; `dst` holds MR rows of NR floats at stride cin.
-                            unsafe { micro_kernel(a, b, len, dst.as_mut_ptr(), cin) };
+                            // SAFETY: AVX-512 is available (`suits`); the call's last pixel
+                            // of `a` is `dy[row + call_rows − 1][x0 + len − 1][co + MR − 1]`,
+                            // inside the copy; that of `b` is in input row `(row + call_rows −
+                            // 1)·s + i·d` ≤ the copy's last row, column `(x0 + len − 1)·s +
+                            // j·d` < the padded width, channel `ci + NR − 1` < cin; `dst`
+                            // holds MR rows of NR floats at stride cin.
+                            unsafe { micro_kernel(a, b, call_rows, len, dst.as_mut_ptr(), cin) };
                         }
                     }
                 }
@@ -212,29 +294,31 @@ fn accumulate(s: &Scratch, cin: usize, cout: usize, g: &Geometry, rows: usize, a
     }
 }
 
-/// Operand of the micro-kernel: the values of pixel `p` start at `base + p · step`.
+/// Operand of the micro-kernel: the values of pixel `p` of row `r` start at
+/// `base + r · row_step + p · step`.
 #[derive(Clone, Copy)]
 struct Panel {
     base: *const f32,
     step: usize,
+    row_step: usize,
 }
 
 /// `C[r][c] += Σ_p A[p][r] · B[p][c]` for an `MR × NR` block `C` at row stride `ldc`, over
-/// `len` pixels.
+/// `len` pixels of each of `rows` rows.
 ///
 /// # Safety
 /// AVX-512F must be available; `a` must hold `MR` floats and `b` `NR` floats at every
 /// pixel; `c` must be valid for `MR` rows of `NR` floats at stride `ldc`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn micro_kernel(a: Panel, b: Panel, len: usize, c: *mut f32, ldc: usize) {
+unsafe fn micro_kernel(a: Panel, b: Panel, rows: usize, len: usize, c: *mut f32, ldc: usize) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-    {
+    for row in 0..rows {
         // SAFETY (whole block): the caller guarantees every pixel's reads.
         unsafe {
-            let mut ap = a.base;
-            let mut bp = b.base;
+            let mut ap = a.base.add(row * a.row_step);
+            let mut bp = b.base.add(row * b.row_step);
             for _ in 0..len {
                 let b0 = _mm512_loadu_ps(bp);
                 let b1 = _mm512_loadu_ps(bp.add(16));
@@ -261,7 +345,7 @@ unsafe fn micro_kernel(a: Panel, b: Panel, len: usize, c: *mut f32, ldc: usize) 
 
 /// Never called: [`suits`] is false off x86-64.
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn micro_kernel(_: Panel, _: Panel, _: usize, _: *mut f32, _: usize) {
+unsafe fn micro_kernel(_: Panel, _: Panel, _: usize, _: usize, _: *mut f32, _: usize) {
     unreachable!("the weight-gradient kernel runs on x86-64 only")
 }
 
@@ -288,6 +372,13 @@ mod tests {
             (2, 64, 40, [9, 11], 1, 1, 0, 1),
             (1, 32, 8, [1, 1], 3, 1, 1, 1),
             (1, 32, 8, [8, 9], 2, 2, 0, 1),
+            // Narrow images (several rows per micro-kernel call), dW split over eight
+            // output-channel ranges.
+            (2, 256, 128, [6, 7], 3, 1, 1, 1),
+            (3, 512, 256, [4, 5], 3, 1, 1, 1),
+            // Ranges of one and two micro-tiles (12 tiles in 8 ranges), several jobs.
+            (2, 512, 96, [40, 9], 3, 1, 1, 1),
+            (1, 64, 16, [11, 20], 3, 2, 1, 1),
         ];
         for (case, &(n, cin, cout, [h, w], k, s, p, d)) in cases.iter().enumerate() {
             let options = ConvOptions::new([s, s], [p, p], [d, d], 1);
