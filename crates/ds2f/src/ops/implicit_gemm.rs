@@ -132,7 +132,6 @@ pub(super) fn conv_forward_with(
     let packed = pack_weights(problem, g, &blocks);
     let m_panels = cout_g.div_ceil(MR);
     let plane = g.ho * g.wo;
-    let split = Split::new(n, plane, m_panels * groups, blocks.size);
     let len = n * cout * plane;
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let ctx = Blocks {
@@ -149,7 +148,7 @@ pub(super) fn conv_forward_with(
     let hw = g.h * g.w;
     debug_assert_eq!(problem.part_channels.iter().sum::<usize>(), cin);
     if direct {
-        let split = RowSplit::new(n, g, m_panels * groups, &blocks, cin_g);
+        let split = Split::rows(n, g, m_panels * groups, &blocks, cin_g);
         (0..split.jobs()).into_par_iter().for_each_init(
             || (AlignedBuf::default(), Vec::new(), Vec::new()),
             |(rows, offsets, stores), job| {
@@ -173,7 +172,8 @@ pub(super) fn conv_forward_with(
         unsafe { out.set_len(len) };
         return out;
     }
-    let patch_len = split.panels * blocks.size * NR;
+    let split = Split::pixels(n, plane, m_panels * groups, blocks.size);
+    let patch_len = split.job_len() * blocks.size;
     (0..split.jobs()).into_par_iter().for_each_init(
         || AlignedBuf::zeroed(patch_len),
         |patches, job| {
@@ -364,129 +364,99 @@ impl KBlocks {
     }
 }
 
-/// The split of a convolution into jobs of (image, pixel range, micro-panel range).
+/// The split of a convolution into jobs of (image, range of output positions, micro-panel
+/// range). Positions are output pixels taken in micro-tiles of `unit` = NR (packed patches) or
+/// output rows, `unit` = 1 (the direct kernel).
 struct Split {
     n: usize,
-    plane: usize,
-    /// Pixel micro-tiles (of NR) per job.
-    panels: usize,
-    /// Pixel chunks per image.
+    /// Positions per image.
+    extent: usize,
+    /// Positions per unit.
+    unit: usize,
+    /// Units per job (the last of an image may have fewer positions).
+    units: usize,
+    /// Position chunks per image.
     chunks: usize,
-    /// Micro-panel ranges per pixel chunk, and micro-panels in all (over the groups).
+    /// Micro-panel ranges per chunk, and micro-panels in all (over the groups).
     m_splits: usize,
     m_total: usize,
 }
 
 impl Split {
-    /// Pixel chunks as large as the patch block allows (each weight micro-panel then passes
-    /// over as many pixels as possible: small images with many channels are bound by reading
-    /// the weights), the micro-panels split to make up [`MIN_JOBS`], and the pixels split
-    /// finer only when the micro-panels cannot.
-    fn new(n: usize, plane: usize, m_total: usize, kc: usize) -> Self {
-        let per_image = plane.div_ceil(NR).max(1);
-        let by_size = (PATCH_BLOCK_FLOATS / (kc * NR)).max(1);
-        let mut panels = by_size.min(per_image);
+    /// Chunks of `by_size` units (each weight micro-panel then passes over as many positions
+    /// as the scratch allows: small images with many channels are bound by reading the
+    /// weights), the micro-panels split to make up [`MIN_JOBS`], and the positions split finer
+    /// only when the micro-panels cannot.
+    fn new(n: usize, extent: usize, unit: usize, by_size: usize, m_total: usize) -> Self {
+        let per_image = extent.div_ceil(unit).max(1);
+        let mut units = by_size.clamp(1, per_image);
         let m_total = m_total.max(1);
         let m_splits = MIN_JOBS
-            .div_ceil(n * per_image.div_ceil(panels))
+            .div_ceil(n * per_image.div_ceil(units))
             .clamp(1, m_total);
-        let pixel_jobs = MIN_JOBS.div_ceil(m_splits);
-        if n * per_image.div_ceil(panels) < pixel_jobs {
-            let chunks_per_image = pixel_jobs.div_ceil(n);
-            panels = per_image.div_ceil(chunks_per_image).max(1);
+        let position_jobs = MIN_JOBS.div_ceil(m_splits);
+        if n * per_image.div_ceil(units) < position_jobs {
+            let chunks_per_image = position_jobs.div_ceil(n);
+            units = per_image.div_ceil(chunks_per_image).max(1);
         }
         Self {
             n,
-            plane,
-            panels,
-            chunks: per_image.div_ceil(panels),
+            extent,
+            unit,
+            units,
+            chunks: per_image.div_ceil(units),
             m_splits,
             m_total,
         }
     }
 
-    fn jobs(&self) -> usize {
-        self.n * self.chunks * self.m_splits
+    /// The split of the packed kernel: pixel micro-tiles, as many per job as fill
+    /// [`PATCH_BLOCK_FLOATS`] with `kc` reduction steps.
+    fn pixels(n: usize, plane: usize, m_total: usize, kc: usize) -> Self {
+        Self::new(n, plane, NR, PATCH_BLOCK_FLOATS / (kc * NR), m_total)
     }
 
-    /// Image, pixels `[q0, q1)` and micro-panels `[m0, m1)` of `job`.
-    fn job(&self, job: usize) -> (usize, usize, usize, usize, usize) {
-        let m_part = job % self.m_splits;
-        let pixel_job = job / self.m_splits;
-        let (img, chunk) = (pixel_job / self.chunks, pixel_job % self.chunks);
-        let q0 = chunk * self.panels * NR;
-        let q1 = (q0 + self.panels * NR).min(self.plane);
-        let m0 = m_part * self.m_total / self.m_splits;
-        let m1 = (m_part + 1) * self.m_total / self.m_splits;
-        (img, q0, q1, m0, m1)
-    }
-}
-
-/// Largest padded row copy of one job and reduction block, in floats (512 KiB): stays in L2
-/// while every weight micro-panel passes over it.
-const ROW_COPY_FLOATS: usize = 1 << 17;
-
-/// The split of a direct convolution into jobs of (image, output rows, micro-panel range).
-struct RowSplit {
-    n: usize,
-    ho: usize,
-    /// Output rows per job (the last of an image may have fewer).
-    rows: usize,
-    /// Row chunks per image.
-    chunks: usize,
-    m_splits: usize,
-    m_total: usize,
-}
-
-impl RowSplit {
-    /// As many output rows per job as keep a reduction block's row copy within
-    /// [`ROW_COPY_FLOATS`], the micro-panels split to make up [`MIN_JOBS`], and the rows split
-    /// finer only when the micro-panels cannot (as [`Split::new`]).
-    fn new(n: usize, g: &Geometry, m_total: usize, blocks: &KBlocks, cin_g: usize) -> Self {
+    /// The split of the direct kernel: output rows, as many per job as keep a reduction
+    /// block's row copy within [`ROW_COPY_FLOATS`].
+    fn rows(n: usize, g: &Geometry, m_total: usize, blocks: &KBlocks, cin_g: usize) -> Self {
         let taps = g.kh * g.kw;
         // Channels one reduction block reads (a block may start and end inside a channel).
         let channels = (blocks.size.div_ceil(taps) + 1).min(cin_g);
         let halo = (g.kh - 1) * g.dilation[0];
         let wp = g.w + 2 * g.pad[1];
         let by_size = (ROW_COPY_FLOATS / (channels * wp).max(1)).saturating_sub(halo);
-        let ho = g.ho.max(1);
-        let mut rows = by_size.clamp(1, ho);
-        let m_total = m_total.max(1);
-        let m_splits = MIN_JOBS.div_ceil(n * ho.div_ceil(rows)).clamp(1, m_total);
-        let row_jobs = MIN_JOBS.div_ceil(m_splits);
-        if n * ho.div_ceil(rows) < row_jobs {
-            rows = ho.div_ceil(row_jobs.div_ceil(n)).max(1);
-        }
-        Self {
-            n,
-            ho: g.ho,
-            rows,
-            chunks: ho.div_ceil(rows),
-            m_splits,
-            m_total,
-        }
+        Self::new(n, g.ho, 1, by_size, m_total)
     }
 
     fn jobs(&self) -> usize {
-        if self.ho == 0 {
+        if self.extent == 0 {
             0
         } else {
             self.n * self.chunks * self.m_splits
         }
     }
 
-    /// Image, output rows `[r0, r1)` and micro-panels `[m0, m1)` of `job`.
+    /// Positions per job.
+    fn job_len(&self) -> usize {
+        self.units * self.unit
+    }
+
+    /// Image, positions `[p0, p1)` and micro-panels `[m0, m1)` of `job`.
     fn job(&self, job: usize) -> (usize, usize, usize, usize, usize) {
         let m_part = job % self.m_splits;
-        let row_job = job / self.m_splits;
-        let (img, chunk) = (row_job / self.chunks, row_job % self.chunks);
-        let r0 = chunk * self.rows;
-        let r1 = (r0 + self.rows).min(self.ho);
+        let position_job = job / self.m_splits;
+        let (img, chunk) = (position_job / self.chunks, position_job % self.chunks);
+        let p0 = chunk * self.job_len();
+        let p1 = (p0 + self.job_len()).min(self.extent);
         let m0 = m_part * self.m_total / self.m_splits;
         let m1 = (m_part + 1) * self.m_total / self.m_splits;
-        (img, r0, r1, m0, m1)
+        (img, p0, p1, m0, m1)
     }
 }
+
+/// Largest padded row copy of one job and reduction block, in floats (512 KiB): stays in L2
+/// while every weight micro-panel passes over it.
+const ROW_COPY_FLOATS: usize = 1 << 17;
 
 /// A zero-padded copy of input channels `[c_lo, c_hi)` over the padded rows that output rows
 /// `[r0, r1)` read: channel `c`, padded row `py`, padded column `px` at

@@ -150,15 +150,8 @@ pub(super) fn weight_grad(
         total
     };
     // [co part][tap, co − co0, ci] (one part: [tap, co, ci]) → [co, ci, tap], one output
-    // channel per task (the deep layers' dW are tens of MB).
-    let starts: Vec<usize> = (0..co_parts)
-        .scan(0, |offset, c| {
-            let (co0, co1) = co_range(c);
-            let start = *offset;
-            *offset += taps * (co1 - co0) * cin;
-            Some(start)
-        })
-        .collect();
+    // channel per task (the deep layers' dW are tens of MB). The parts are in channel order,
+    // so part c starts at taps·co0·cin.
     let mut out = vec![0.0f32; len];
     out.par_chunks_mut(cin * taps)
         .enumerate()
@@ -166,7 +159,7 @@ pub(super) fn weight_grad(
             let c = (0..co_parts).rfind(|&c| co_range(c).0 <= co).unwrap_or(0);
             let (co0, co1) = co_range(c);
             for tap in 0..taps {
-                let src = &total[starts[c] + (tap * (co1 - co0) + co - co0) * cin..][..cin];
+                let src = &total[(taps * co0 + tap * (co1 - co0) + co - co0) * cin..][..cin];
                 for (ci, &v) in src.iter().enumerate() {
                     dst[ci * taps + tap] = v;
                 }
