@@ -344,7 +344,7 @@ fn conv_bn_inference_equals_the_three_operations() {
     bn.running_mean = RunningState::new(stat(0.3, 1.0));
     bn.running_var = RunningState::new(stat(2.0, 0.5).abs() + 0.1);
     // A small image (im2col + gemm on every CPU) and one of 64×70 output pixels (the
-    // implicit-GEMM kernel where the CPU has AVX-512).
+    // implicit-GEMM kernel where the CPU has AVX-512 or AVX2).
     let large = Tensor::<4>::random([1, 5, 64, 70], Distribution::Normal(0.0, 1.0), &device);
     for x in [x.clone(), large] {
         let dims = x.dims();

@@ -1,12 +1,12 @@
 //! 2-D convolution on the `flex` CPU backend with our kernels:
 //!
-//! - forward: the implicit GEMM of [`super::implicit_gemm`] (AVX-512, ≥ 64² output pixels),
-//!   else for each tile of output rows an im2col tile of the input (at most
+//! - forward: the implicit GEMM of [`super::implicit_gemm`] (AVX-512 or AVX2, ≥ 64² output
+//!   pixels), else for each tile of output rows an im2col tile of the input (at most
 //!   [`COL_TILE_FLOATS`] floats) and one `gemm` `Y[Cout, T] = W[Cout, K] · col[K, T]` straight
 //!   into the NCHW output; either finished by a per-channel scale, shift and ReLU when asked
 //!   (a bias, a folded batch norm); depthwise convolutions keep flex's direct kernel;
-//! - weight gradient: the tap-by-tap AVX-512 kernel of [`super::weight_grad`] when the channel
-//!   counts fill its tiles, else the same tiles as the forward and
+//! - weight gradient: the tap-by-tap AVX-512 (or AVX2) kernel of [`super::weight_grad`] when
+//!   the channel counts fill its tiles, else the same tiles as the forward and
 //!   `dW[Cout, K] += dY[Cout, T] · colᵀ[T, K]`, summed in [`WEIGHT_GRAD_PARTIALS`] fixed runs;
 //!   depthwise convolutions use a direct kernel (a gemm with one row is all overhead);
 //! - input gradient: for stride 1, the forward convolution of `dY` with the flipped, transposed
@@ -350,8 +350,9 @@ pub(super) struct Fused<'a> {
 pub(super) enum Kernel {
     /// The faster of the two for this CPU and shape.
     Auto,
-    /// Patches packed from the image into an AVX-512 micro-kernel, epilogue fused
-    /// ([`super::implicit_gemm`]); x86-64 with AVX-512F only.
+    /// Patches packed from the image (or rows read in place) into an AVX-512 or AVX2
+    /// micro-kernel, epilogue fused ([`super::implicit_gemm`]); x86-64 with AVX-512F or AVX2 +
+    /// FMA only.
     ImplicitGemm,
     /// im2col tiles and the `gemm` crate, then one pass for the epilogue: every CPU.
     Im2colGemm,
@@ -373,7 +374,8 @@ impl Kernel {
 }
 
 /// Forward convolution followed by `fused`, with `kernel`; depthwise convolutions keep flex's
-/// direct kernel whichever is asked. `ImplicitGemm` needs AVX-512 (see `implicit_gemm::available`).
+/// direct kernel whichever is asked. `ImplicitGemm` needs AVX-512 or AVX2 (see
+/// `implicit_gemm::available`).
 pub(super) fn forward_with(
     x: FlexTensor,
     weight: FlexTensor,
@@ -443,8 +445,8 @@ pub(super) fn forward_with(
 }
 
 /// [`forward_with`] of the channel concatenation of `parts` (one batch), without
-/// building it, when the implicit GEMM runs this convolution (AVX-512, ungrouped, large enough
-/// output); `None` otherwise.
+/// building it, when the implicit GEMM runs this convolution (AVX-512 or AVX2, ungrouped,
+/// large enough output); `None` otherwise.
 pub(super) fn forward_parts(
     parts: &[FlexTensor],
     weight: FlexTensor,

@@ -1,11 +1,12 @@
-//! Forward convolution as an implicit GEMM with an AVX-512 micro-kernel.
+//! Forward convolution as an implicit GEMM with an AVX-512 (or AVX2) micro-kernel.
 //!
 //! `Y[co, q] = Σ_k W[co, k] · X̃[k, q]` per image and group, where `q` runs over output pixels and
 //! `k` over `(input channel, kernel row, kernel column)`. Unlike im2col + `gemm` (the portable
 //! path in [`super::conv`]), the input patches `X̃` are packed straight from the image into the
 //! micro-kernel's panel layout, so every input value is copied once instead of twice; the
 //! weights are packed once per call. The micro-kernel keeps an `MR × NR` block of outputs
-//! (8 output channels × 48 pixels = 24 AVX-512 registers) and finishes each output in place:
+//! (8 output channels × 48 pixels = 24 AVX-512 registers; six passes of 8 AVX2 registers on
+//! CPUs without AVX-512, [`super::avx2`]) and finishes each output in place:
 //! optional per-channel shift (a bias, or a batch norm folded into the weights) and ReLU, so
 //! that inference needs no separate bias, batch-norm or ReLU pass over the feature map.
 //!
@@ -26,9 +27,9 @@ use super::conv::{Geometry, SharedMut};
 use rayon::prelude::*;
 
 /// Output channels per micro-tile.
-const MR: usize = 8;
+pub(super) const MR: usize = 8;
 /// Output pixels per micro-tile (three 16-float vectors).
-const NR: usize = 48;
+pub(super) const NR: usize = 48;
 /// Deepest reduction block: a weight micro-panel (`MR × KC` floats, 8 KiB) stays in L1.
 const KC: usize = 256;
 /// Largest packed patch block of one job, in floats (1 MiB): stays in L2 while every weight
@@ -37,15 +38,58 @@ const PATCH_BLOCK_FLOATS: usize = 1 << 18;
 /// Jobs a convolution is split into at least (when it has that many micro-tiles).
 const MIN_JOBS: usize = 8;
 
-/// Whether this CPU runs the kernel (checked at run time; std caches the answer).
-pub(super) fn available() -> bool {
+/// The instruction set the micro-kernels run with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Isa {
+    /// AVX-512F: a tile in 16-lane registers.
+    Avx512,
+    /// AVX2 + FMA (x86-64 CPUs without AVX-512: AMD up to Zen 3, Intel's client cores since
+    /// Alder Lake): the same tile in passes over 8-lane registers ([`super::avx2`]).
+    Avx2,
+}
+
+/// The instruction set of this CPU's kernels, or `None` (then im2col + `gemm` runs):
+/// AVX-512F where present, else AVX2 + FMA; `DS2F_ISA=avx2` or `DS2F_ISA=none` picks a lesser
+/// one (to compare them on one machine). Checked once.
+pub(super) fn isa() -> Option<Isa> {
+    static ISA: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        let detected = detect();
+        match std::env::var("DS2F_ISA").ok().as_deref() {
+            Some("none") => None,
+            Some("avx2") if detected.is_some() => Some(Isa::Avx2),
+            _ => detected,
+        }
+    })
+}
+
+/// The best instruction set of this CPU (std caches the answers).
+fn detect() -> Option<Isa> {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f")
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Some(Isa::Avx512);
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Some(Isa::Avx2);
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+    None
+}
+
+/// Whether this CPU runs the kernels (see [`isa`]).
+pub(super) fn available() -> bool {
+    isa().is_some()
+}
+
+/// The instruction sets the kernels' tests compare on this CPU: AVX2 wherever AVX-512 runs.
+#[cfg(test)]
+pub(super) fn isas() -> Vec<Isa> {
+    match detect() {
+        Some(Isa::Avx512) => vec![Isa::Avx512, Isa::Avx2],
+        Some(Isa::Avx2) => vec![Isa::Avx2],
+        None => vec![],
     }
 }
 
@@ -91,7 +135,8 @@ pub(super) struct Problem<'a> {
 /// # Panics
 /// If [`available`] is false.
 pub(super) fn conv_forward(problem: &Problem, g: &Geometry, epilogue: Epilogue) -> Vec<f32> {
-    conv_forward_with(problem, g, epilogue, reads_rows(g))
+    let isa = isa().expect("the implicit-GEMM kernel needs AVX-512 or AVX2");
+    conv_forward_with(problem, g, epilogue, reads_rows(g), isa)
 }
 
 /// Whether the micro-kernel reads the input rows in place ([`conv_forward_with`]'s `direct`):
@@ -104,17 +149,21 @@ fn reads_rows(g: &Geometry) -> bool {
 
 /// [`conv_forward`] with the patches packed (`direct` false) or read in place from a padded
 /// copy of the input rows (`direct` true; stride 1 only). Both add the same products in the
-/// same order, so their results are equal.
+/// same order, so their results are equal; so are those of the two instruction sets.
 ///
 /// # Panics
-/// If [`available`] is false, or `direct` with a stride other than 1.
+/// If this CPU lacks `isa`, or `direct` with a stride other than 1.
 pub(super) fn conv_forward_with(
     problem: &Problem,
     g: &Geometry,
     epilogue: Epilogue,
     direct: bool,
+    isa: Isa,
 ) -> Vec<f32> {
-    assert!(available(), "the implicit-GEMM kernel needs AVX-512");
+    assert!(
+        detect().is_some_and(|best| best == isa || isa == Isa::Avx2),
+        "this CPU lacks {isa:?}"
+    );
     assert!(
         !direct || g.stride == [1, 1],
         "the direct kernel needs stride 1"
@@ -144,6 +193,7 @@ pub(super) fn conv_forward_with(
         plane,
         dst: SharedMut(out.as_mut_ptr()),
         epilogue,
+        isa,
     };
     let hw = g.h * g.w;
     debug_assert_eq!(problem.part_channels.iter().sum::<usize>(), cin);
@@ -223,6 +273,7 @@ struct Blocks<'a> {
     plane: usize,
     dst: SharedMut,
     epilogue: Epilogue<'a>,
+    isa: Isa,
 }
 
 impl Blocks<'_> {
@@ -273,6 +324,7 @@ impl Blocks<'_> {
                 // blocks read them.
                 unsafe {
                     micro_kernel(
+                        self.isa,
                         kc,
                         a.as_ptr(),
                         patches[pp * kc * NR..].as_ptr(),
@@ -319,6 +371,7 @@ impl Blocks<'_> {
                 // rows, micro-panels) disjointly) and block 0 wrote before later blocks read.
                 unsafe {
                     micro_kernel_direct(
+                        self.isa,
                         kc,
                         a.as_ptr(),
                         rows.as_ptr().add(t),
@@ -525,10 +578,10 @@ impl RowCopy {
 /// One masked store of a tile: lane `l` of accumulator vector `v` (tile lane `16v + l`) goes
 /// to `offset + l` of the output plane, for the lanes in `mask`.
 #[derive(Clone, Copy)]
-struct Store {
-    v: usize,
-    mask: u16,
-    offset: isize,
+pub(super) struct Store {
+    pub v: usize,
+    pub mask: u16,
+    pub offset: isize,
 }
 
 /// The micro-tiles of NR consecutive positions over output rows `[r0, r1)` of width `wo` read
@@ -752,7 +805,7 @@ fn fill_segment(
 }
 
 /// The finishing of a tile's last reduction block: the per-row shift (if any) and ReLU.
-type Finish<'a> = Option<(Option<&'a [f32]>, bool)>;
+pub(super) type Finish<'a> = Option<(Option<&'a [f32]>, bool)>;
 
 /// The `MR × NR` accumulators `Σ_p A[p, r] · B[p, ·]` over `kc` steps, A packed `kc × MR` and
 /// step `p` of B the NR floats at `b(p)`.
@@ -828,12 +881,45 @@ unsafe fn put(
 /// `kc × NR` packed; `C` has row stride `ldc`. With `finish`, the shift and ReLU follow.
 ///
 /// # Safety
+/// This CPU must have `isa`; `a`, `b` must hold `kc·MR` and `kc·NR` floats; `c` must be
+/// valid for `rows` rows of `cols` floats at stride `ldc` (initialised unless `store`).
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro_kernel(
+    isa: Isa,
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: bool,
+    finish: Finish,
+) {
+    // SAFETY: the caller's contract, which both kernels share.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        match isa {
+            Isa::Avx512 => micro_kernel_avx512(kc, a, b, c, ldc, rows, cols, store, finish),
+            Isa::Avx2 => super::avx2::micro_kernel(kc, a, b, c, ldc, rows, cols, store, finish),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, kc, a, b, c, ldc, rows, cols, store, finish);
+        unreachable!("the kernels run on x86-64 only ([`available`] is false elsewhere)")
+    }
+}
+
+/// [`micro_kernel`] with AVX-512.
+///
+/// # Safety
 /// AVX-512F must be available; `a`, `b` must hold `kc·MR` and `kc·NR` floats; `c` must be
 /// valid for `rows` rows of `cols` floats at stride `ldc` (initialised unless `store`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn micro_kernel(
+unsafe fn micro_kernel_avx512(
     kc: usize,
     a: *const f32,
     b: *const f32,
@@ -868,13 +954,52 @@ unsafe fn micro_kernel(
 /// `r` of C at `c + r·ldc`).
 ///
 /// # Safety
+/// This CPU must have `isa`; `a` must hold `kc·MR` floats, `offsets` `kc` entries, and
+/// `b + offsets[p]` NR floats for every `p`; every masked lane of `stores` must be valid in
+/// `rows` rows at stride `ldc` (initialised unless `store`).
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro_kernel_direct(
+    isa: Isa,
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    offsets: *const usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    stores: &[Store],
+    store: bool,
+    finish: Finish,
+) {
+    // SAFETY: the caller's contract, which both kernels share.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        match isa {
+            Isa::Avx512 => {
+                micro_kernel_direct_avx512(kc, a, b, offsets, c, ldc, rows, stores, store, finish)
+            }
+            Isa::Avx2 => super::avx2::micro_kernel_direct(
+                kc, a, b, offsets, c, ldc, rows, stores, store, finish,
+            ),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, kc, a, b, offsets, c, ldc, rows, stores, store, finish);
+        unreachable!("the kernels run on x86-64 only ([`available`] is false elsewhere)")
+    }
+}
+
+/// [`micro_kernel_direct`] with AVX-512.
+///
+/// # Safety
 /// AVX-512F must be available; `a` must hold `kc·MR` floats, `offsets` `kc` entries, and
 /// `b + offsets[p]` NR floats for every `p`; every masked lane of `stores` must be valid in
 /// `rows` rows at stride `ldc` (initialised unless `store`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn micro_kernel_direct(
+unsafe fn micro_kernel_direct_avx512(
     kc: usize,
     a: *const f32,
     b: *const f32,
@@ -895,41 +1020,6 @@ unsafe fn micro_kernel_direct(
             unsafe { put(ptr, s.mask, row[s.v], r, store, finish) };
         }
     }
-}
-
-/// Never called: [`available`] is false off x86-64.
-#[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
-unsafe fn micro_kernel_direct(
-    _: usize,
-    _: *const f32,
-    _: *const f32,
-    _: *const usize,
-    _: *mut f32,
-    _: usize,
-    _: usize,
-    _: &[Store],
-    _: bool,
-    _: Finish,
-) {
-    unreachable!("the implicit-GEMM kernel runs on x86-64 only")
-}
-
-/// Never called: [`available`] is false off x86-64.
-#[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
-unsafe fn micro_kernel(
-    _: usize,
-    _: *const f32,
-    _: *const f32,
-    _: *mut f32,
-    _: usize,
-    _: usize,
-    _: usize,
-    _: bool,
-    _: Finish,
-) {
-    unreachable!("the implicit-GEMM kernel runs on x86-64 only")
 }
 
 #[cfg(test)]
@@ -1007,10 +1097,39 @@ mod tests {
         }
     }
 
+    /// `case` through [`conv_forward_with`] with `isa`, packed or direct as [`conv_forward`]
+    /// picks, with no epilogue.
+    fn forward_isa(c: &Case, isa: Isa) -> Vec<f32> {
+        let Case {
+            n,
+            cin,
+            cout,
+            size: [h, w],
+            kernel: [kh, kw],
+            groups,
+            ..
+        } = *c;
+        let x = values(n * cin * h * w, 1);
+        let weight = values(cout * cin / groups * kh * kw, 2);
+        let options = ConvOptions::new([c.stride; 2], [c.pad; 2], [c.dilation; 2], groups);
+        let g = Geometry::new([h, w], [kh, kw], &options);
+        let problem = Problem {
+            x: &[&x],
+            part_channels: &[cin],
+            n,
+            cin,
+            weight: &weight,
+            cout,
+            groups,
+            scale: None,
+        };
+        conv_forward_with(&problem, &g, Epilogue::default(), reads_rows(&g), isa)
+    }
+
     #[test]
     fn implicit_gemm_equals_im2col_gemm() {
         if !available() {
-            eprintln!("no AVX-512 on this CPU: only the portable kernel runs here");
+            eprintln!("no AVX-512 or AVX2 on this CPU: only the portable kernel runs here");
             return;
         }
         let cases = [
@@ -1050,6 +1169,14 @@ mod tests {
         for (i, c) in cases.iter().enumerate() {
             let (err, shape) = compare(c, &Fused::default());
             assert!(err < 2e-6, "case {i} {shape:?}: relative error {err}");
+            // AVX2's passes add the same products in the same order as AVX-512's tile.
+            let [first, rest @ ..] = &isas()[..] else {
+                unreachable!("available")
+            };
+            let expected = forward_isa(c, *first);
+            for &isa in rest {
+                assert!(forward_isa(c, isa) == expected, "case {i}: {isa:?} differs");
+            }
         }
     }
 
@@ -1068,7 +1195,7 @@ mod tests {
     #[test]
     fn reading_rows_in_place_equals_packing_the_patches() {
         if !available() {
-            eprintln!("no AVX-512 on this CPU: only the portable kernel runs here");
+            eprintln!("no AVX-512 or AVX2 on this CPU: only the portable kernel runs here");
             return;
         }
         let cases: [DirectCase; 9] = [
@@ -1116,11 +1243,17 @@ mod tests {
                 shift: Some(&shift),
                 relu: case % 2 == 0,
             };
-            let direct = conv_forward_with(&problem, &g, epilogue, true);
-            let packed = conv_forward_with(&problem, &g, epilogue, false);
-            assert_eq!(direct.len(), n * cout * g.ho * g.wo, "case {case}");
-            // The same products added in the same order: equal, not merely close.
-            assert!(direct == packed, "case {case}: the two kernels differ");
+            let isas = isas();
+            let packed = conv_forward_with(&problem, &g, epilogue, false, isas[0]);
+            assert_eq!(packed.len(), n * cout * g.ho * g.wo, "case {case}");
+            // The same products added in the same order, by both kernels with every
+            // instruction set: equal, not merely close.
+            for isa in isas {
+                let direct = conv_forward_with(&problem, &g, epilogue, true, isa);
+                assert!(direct == packed, "case {case}: direct {isa:?} differs");
+                let other = conv_forward_with(&problem, &g, epilogue, false, isa);
+                assert!(other == packed, "case {case}: packed {isa:?} differs");
+            }
             // And both are the convolution (against im2col + gemm, within rounding).
             let (err, _) = compare(
                 &Case {
@@ -1143,7 +1276,7 @@ mod tests {
     #[test]
     fn fused_epilogue_equals_the_separate_passes() {
         if !available() {
-            eprintln!("no AVX-512 on this CPU: only the portable kernel runs here");
+            eprintln!("no AVX-512 or AVX2 on this CPU: only the portable kernel runs here");
             return;
         }
         let scale = values(24, 3);

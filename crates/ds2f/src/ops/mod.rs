@@ -14,14 +14,16 @@
 //! the transposed input with the transposed output gradient (a kernel as large as the image,
 //! run through im2col), five times slower than the forward pass on this CPU, and composes
 //! training-mode batch norm from ~25 element-wise passes; no crate supplies these kernels for
-//! burn's tensors. The forward convolution is an implicit GEMM with an AVX-512 micro-kernel
-//! (`implicit_gemm`, reading stride-1 inputs from padded row copies without packing patches)
-//! on CPUs that have it and large enough images, else im2col tiles fed to the
-//! `gemm` crate that flex itself uses; the weight gradient is a tap-by-tap AVX-512 kernel on
-//! channels-last copies (`weight_grad`), else im2col + `gemm`; batch norm is two
+//! burn's tensors. The forward convolution is an implicit GEMM with an AVX-512 (or AVX2 + FMA,
+//! `avx2`) micro-kernel (`implicit_gemm`, reading stride-1 inputs from padded row copies
+//! without packing patches) on CPUs that have it and large enough images, else im2col tiles
+//! fed to the `gemm` crate that flex itself uses; the weight gradient is a tap-by-tap AVX-512
+//! (or AVX2) kernel on channels-last copies (`weight_grad`), else im2col + `gemm`; batch norm is two
 //! passes each way; `tanh` keeps its output for the backward instead of recomputing it.
 
 mod aligned;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod batch_norm;
 mod conv;
 mod conv_bn;

@@ -1,4 +1,5 @@
-//! Convolution weight gradient with an AVX-512 micro-kernel, tap by tap, on channels-last copies.
+//! Convolution weight gradient with an AVX-512 (or AVX2) micro-kernel, tap by tap, on
+//! channels-last copies.
 //!
 //! `dW[co, ci, i, j] = Σ_{n,y,x} dY[n, co, y, x] · X[n, ci, y·s + i·d − p, x·s + j·d − p]`.
 //! For one kernel tap `(i, j)` this is a GEMM `dY (co × pixels) · X_shiftedᵀ (pixels × ci)`.
@@ -6,8 +7,9 @@
 //! fastest), the shifted input of a run of output pixels is a strided slice of the copy, so no
 //! im2col matrix (kh·kw times the input) is built and each value is copied once. The
 //! micro-kernel keeps an `MR × NR` block of `dW` (8 output × 32 input channels, 16 AVX-512
-//! registers) while it runs along a chunk of an output row (or several whole rows of a narrow
-//! image), broadcasting `dY` values and loading two vectors of input channels per pixel.
+//! registers; four passes of 8 AVX2 registers in [`super::avx2`]) while it runs along a chunk
+//! of an output row (or several whole rows of a narrow image), broadcasting `dY` values and
+//! loading two vectors of input channels per pixel.
 //!
 //! Why hand-written: the im2col + `gemm` weight gradient of [`super::conv`] builds and re-reads a
 //! 9× expanded input and ran at about a third of this CPU's peak; no crate offers convolution
@@ -19,12 +21,13 @@
 //! of a 1024-channel 16×16 convolution).
 use super::aligned::AlignedBuf;
 use super::conv::Geometry;
+use super::implicit_gemm::Isa;
 use rayon::prelude::*;
 
 /// Output channels per micro-tile.
-const MR: usize = 8;
+pub(super) const MR: usize = 8;
 /// Input channels per micro-tile (two 16-float vectors).
-const NR: usize = 32;
+pub(super) const NR: usize = 32;
 /// Parts the work is split into at most (each with its own partial `dW` when they split the
 /// pixels).
 const PARTS: usize = 8;
@@ -37,8 +40,8 @@ const JOB_FLOATS: usize = 1 << 18;
 /// over output channels rather than over pixels, which also needs no partial sums.
 const ACC_FLOATS: usize = 1 << 18;
 
-/// Whether the kernel computes this weight gradient: AVX-512, no groups, channel counts that
-/// fill whole micro-tiles.
+/// Whether the kernel computes this weight gradient: AVX-512 or AVX2, no groups, channel
+/// counts that fill whole micro-tiles.
 pub(super) fn suits(cin: usize, cout: usize, groups: usize) -> bool {
     super::implicit_gemm::available()
         && groups == 1
@@ -61,8 +64,22 @@ pub(super) fn weight_grad(
 ) -> Vec<f32> {
     assert!(
         suits(cin, cout, 1),
-        "the weight-gradient kernel needs AVX-512 and whole tiles"
+        "the weight-gradient kernel needs AVX-512 or AVX2 and whole tiles"
     );
+    let isa = super::implicit_gemm::isa().expect("suits");
+    weight_grad_with(x, dy, n, cin, cout, g, isa)
+}
+
+/// [`weight_grad`] with the instruction set `isa`; the results of both are equal.
+fn weight_grad_with(
+    x: &[f32],
+    dy: &[f32],
+    n: usize,
+    cin: usize,
+    cout: usize,
+    g: &Geometry,
+    isa: Isa,
+) -> Vec<f32> {
     let taps = g.kh * g.kw;
     let len = taps * cout * cin;
     // A dW too large for L2 (deep layers: 9·cout·cin of millions) is split over output-channel
@@ -106,7 +123,7 @@ pub(super) fn weight_grad(
                         x: x_rows.as_slice(),
                         x_row,
                     };
-                    accumulate(&copies, cin, cout, g, r1 - r0, &mut acc);
+                    accumulate(&copies, cin, cout, g, r1 - r0, &mut acc, isa);
                 }
                 acc
             })
@@ -144,7 +161,7 @@ pub(super) fn weight_grad(
                     x: x_rows,
                     x_row,
                 };
-                accumulate(&copies, cin, width, g, r1 - r0, acc);
+                accumulate(&copies, cin, width, g, r1 - r0, acc, isa);
             });
         }
         total
@@ -244,7 +261,15 @@ fn transpose_rows(src: &[f32], offset: usize, plane: usize, c: usize, len: usize
 /// Adds one job's contribution to `acc` (`[tap, co, ci]`), [`CHUNK`] pixels at a time (a
 /// chunk of one output row, or several whole rows of a narrow image): the chunk's `dY` values
 /// stay in L1 while every tap and input-channel block passes over them.
-fn accumulate(s: &Copies, cin: usize, cout: usize, g: &Geometry, rows: usize, acc: &mut [f32]) {
+fn accumulate(
+    s: &Copies,
+    cin: usize,
+    cout: usize,
+    g: &Geometry,
+    rows: usize,
+    acc: &mut [f32],
+    isa: Isa,
+) {
     let (s_dy, s_x) = (s.dy, s.x);
     let rows_per_call = (CHUNK / g.wo.max(1)).max(1);
     for row in (0..rows).step_by(rows_per_call) {
@@ -272,13 +297,15 @@ fn accumulate(s: &Copies, cin: usize, cout: usize, g: &Geometry, rows: usize, ac
                                 row_step: g.stride[0] * s.x_row,
                             };
                             let dst = &mut acc[(tap * cout + co) * cin + ci..];
-                            // SAFETY: AVX-512 is available (`suits`); the call's last pixel
+                            // SAFETY: this CPU has `isa` (`suits`); the call's last pixel
                             // of `a` is `dy[row + call_rows − 1][x0 + len − 1][co + MR − 1]`,
                             // inside the copy; that of `b` is in input row `(row + call_rows −
                             // 1)·s + i·d` ≤ the copy's last row, column `(x0 + len − 1)·s +
                             // j·d` < the padded width, channel `ci + NR − 1` < cin; `dst`
                             // holds MR rows of NR floats at stride cin.
-                            unsafe { micro_kernel(a, b, call_rows, len, dst.as_mut_ptr(), cin) };
+                            unsafe {
+                                micro_kernel(isa, a, b, call_rows, len, dst.as_mut_ptr(), cin)
+                            };
                         }
                     }
                 }
@@ -290,21 +317,56 @@ fn accumulate(s: &Copies, cin: usize, cout: usize, g: &Geometry, rows: usize, ac
 /// Operand of the micro-kernel: the values of pixel `p` of row `r` start at
 /// `base + r · row_step + p · step`.
 #[derive(Clone, Copy)]
-struct Panel {
-    base: *const f32,
-    step: usize,
-    row_step: usize,
+pub(super) struct Panel {
+    pub base: *const f32,
+    pub step: usize,
+    pub row_step: usize,
 }
 
 /// `C[r][c] += Σ_p A[p][r] · B[p][c]` for an `MR × NR` block `C` at row stride `ldc`, over
 /// `len` pixels of each of `rows` rows.
 ///
 /// # Safety
-/// AVX-512F must be available; `a` must hold `MR` floats and `b` `NR` floats at every
-/// pixel; `c` must be valid for `MR` rows of `NR` floats at stride `ldc`.
+/// This CPU must have `isa`; `a` must hold `MR` floats and `b` `NR` floats at every pixel;
+/// `c` must be valid for `MR` rows of `NR` floats at stride `ldc`.
+unsafe fn micro_kernel(
+    isa: Isa,
+    a: Panel,
+    b: Panel,
+    rows: usize,
+    len: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    // SAFETY: the caller's contract, which both kernels share.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        match isa {
+            Isa::Avx512 => micro_kernel_avx512(a, b, rows, len, c, ldc),
+            Isa::Avx2 => super::avx2::weight_grad_kernel(a, b, rows, len, c, ldc),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, a, b, rows, len, c, ldc);
+        unreachable!("the kernels run on x86-64 only ([`suits`] is false elsewhere)")
+    }
+}
+
+/// [`micro_kernel`] with AVX-512.
+///
+/// # Safety
+/// As [`micro_kernel`], with AVX-512F available.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn micro_kernel(a: Panel, b: Panel, rows: usize, len: usize, c: *mut f32, ldc: usize) {
+unsafe fn micro_kernel_avx512(
+    a: Panel,
+    b: Panel,
+    rows: usize,
+    len: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     for row in 0..rows {
@@ -336,12 +398,6 @@ unsafe fn micro_kernel(a: Panel, b: Panel, rows: usize, len: usize, c: *mut f32,
     }
 }
 
-/// Never called: [`suits`] is false off x86-64.
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn micro_kernel(_: Panel, _: Panel, _: usize, _: usize, _: *mut f32, _: usize) {
-    unreachable!("the weight-gradient kernel runs on x86-64 only")
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::test_values as values;
@@ -351,7 +407,7 @@ mod tests {
     #[test]
     fn equals_the_im2col_gemm_weight_gradient() {
         if !super::super::implicit_gemm::available() {
-            eprintln!("no AVX-512 on this CPU: only the portable kernel runs here");
+            eprintln!("no AVX-512 or AVX2 on this CPU: only the portable kernel runs here");
             return;
         }
         // (n, cin, cout, [h, w], kernel, stride, pad, dilation)
@@ -379,6 +435,11 @@ mod tests {
             let x = values(n * cin * h * w, 1 + case as u64);
             let dy = values(n * cout * g.ho * g.wo, 100 + case as u64);
             let ours = weight_grad(&x, &dy, n, cin, cout, &g);
+            // AVX2's passes add the same products in the same order as AVX-512's tile.
+            for isa in super::super::implicit_gemm::isas() {
+                let other = weight_grad_with(&x, &dy, n, cin, cout, &g, isa);
+                assert!(other == ours, "case {case}: {isa:?} differs");
+            }
             let reference = super::super::conv::gemm_weight_grad(&x, &dy, n, cin, cout, 1, &g);
             let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let err = ours
