@@ -20,7 +20,7 @@
 //! kernels, so the two instruction sets give bitwise equal results (the kernels' tests compare
 //! them wherever AVX-512 runs). AVX2 has masked loads and stores, but they are slow on AMD
 //! before Zen 4, so partial vectors (row and tile ends) go through a scalar loop instead.
-use super::implicit_gemm::{Finish, MR, NR, Store};
+use super::implicit_gemm::{Finish, MR, NR, Out, Store};
 use super::weight_grad::{MR as WG_MR, NR as WG_NR, Panel};
 use std::arch::x86_64::*;
 
@@ -168,25 +168,13 @@ fn first_lanes(valid: usize) -> u8 {
 }
 
 /// The AVX2 form of the forward micro-kernel with packed patches (`implicit_gemm`'s
-/// `micro_kernel`): `C[r, q] (=|+=) Σ_p A[p, r] · B[p, q]` for `r < rows`, `q < cols`.
+/// `micro_kernel`).
 ///
 /// # Safety
-/// AVX2 and FMA must be available; `a`, `b` must hold `kc·MR` and `kc·NR` floats; `c` must be
-/// valid for `rows` rows of `cols` floats at stride `ldc` (initialised unless `store`).
+/// As `implicit_gemm`'s `micro_kernel`, with AVX2 and FMA available.
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn micro_kernel(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    store: bool,
-    finish: Finish,
-) {
-    let mut out = [[0.0f32; NR]; MR];
+pub(super) unsafe fn micro_kernel(kc: usize, a: *const f32, b: *const f32, cols: usize, out: Out) {
+    let mut acc = [[0.0f32; NR]; MR];
     // SAFETY: A holds kc·MR floats and B's step p the NR floats at p·NR.
     unsafe {
         tile(
@@ -194,24 +182,18 @@ pub(super) unsafe fn micro_kernel(
             a,
             |p| b.wrapping_add(p * NR),
             cols.div_ceil(PIXELS),
-            &mut out,
+            &mut acc,
         )
     };
-    for (r, row) in out.iter().enumerate().take(rows) {
+    for (r, row) in acc.iter().enumerate().take(out.rows) {
         for lane in (0..cols).step_by(8) {
             let valid = (cols - lane).min(8);
             // SAFETY: the lanes lie inside row r's `cols` floats (the caller's contract); the
             // tile row holds NR ≥ lane + 8 floats.
             unsafe {
                 let value = _mm256_loadu_ps(row[lane..].as_ptr());
-                put(
-                    c.add(r * ldc + lane),
-                    first_lanes(valid),
-                    value,
-                    r,
-                    store,
-                    finish,
-                );
+                let ptr = out.c.add(r * out.ldc + lane);
+                put(ptr, first_lanes(valid), value, r, out.store, out.finish);
             }
         }
     }
@@ -222,22 +204,15 @@ pub(super) unsafe fn micro_kernel(
 /// output through `stores` (16-lane masks: each 8-lane vector takes its half).
 ///
 /// # Safety
-/// AVX2 and FMA must be available; `a` must hold `kc·MR` floats, `offsets` `kc` entries, and
-/// `b + offsets[p]` NR floats for every `p`; every masked lane of `stores` must be valid in
-/// `rows` rows at stride `ldc` (initialised unless `store`).
+/// As `implicit_gemm`'s `micro_kernel_direct`, with AVX2 and FMA available.
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn micro_kernel_direct(
     kc: usize,
     a: *const f32,
     b: *const f32,
     offsets: *const usize,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
     stores: &[Store],
-    store: bool,
-    finish: Finish,
+    out: Out,
 ) {
     // The tile's pixels up to the last one stored (a job's last tile may end early).
     let used = stores
@@ -245,7 +220,7 @@ pub(super) unsafe fn micro_kernel_direct(
         .map(|s| 16 * s.v + 16 - s.mask.leading_zeros() as usize)
         .max()
         .unwrap_or(0);
-    let mut out = [[0.0f32; NR]; MR];
+    let mut acc = [[0.0f32; NR]; MR];
     // SAFETY: A holds kc·MR floats and B's step p the NR floats at b + offsets[p].
     unsafe {
         tile(
@@ -253,11 +228,11 @@ pub(super) unsafe fn micro_kernel_direct(
             a,
             |p| b.wrapping_add(*offsets.add(p)),
             used.div_ceil(PIXELS),
-            &mut out,
+            &mut acc,
         );
     }
-    for (r, row) in out.iter().enumerate().take(rows) {
-        let c_row = c.wrapping_add(r * ldc);
+    for (r, row) in acc.iter().enumerate().take(out.rows) {
+        let c_row = out.c.wrapping_add(r * out.ldc);
         for s in stores {
             for half in 0..2 {
                 let bits = (s.mask >> (8 * half)) as u8;
@@ -270,7 +245,7 @@ pub(super) unsafe fn micro_kernel_direct(
                 unsafe {
                     let value = _mm256_loadu_ps(row[lane..].as_ptr());
                     let ptr = c_row.wrapping_offset(s.offset + 8 * half as isize);
-                    put(ptr, bits, value, r, store, finish);
+                    put(ptr, bits, value, r, out.store, out.finish);
                 }
             }
         }

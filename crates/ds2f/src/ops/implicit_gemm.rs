@@ -323,18 +323,15 @@ impl Blocks<'_> {
                 // pixels, micro-panels) disjointly), and were written by block 0 before later
                 // blocks read them.
                 unsafe {
-                    micro_kernel(
-                        self.isa,
-                        kc,
-                        a.as_ptr(),
-                        patches[pp * kc * NR..].as_ptr(),
-                        self.dst.at(c_offset),
-                        self.plane,
+                    let out = Out {
+                        c: self.dst.at(c_offset),
+                        ldc: self.plane,
                         rows,
-                        cols,
-                        b == 0,
+                        store: b == 0,
                         finish,
-                    );
+                    };
+                    let b = patches[pp * kc * NR..].as_ptr();
+                    micro_kernel(self.isa, kc, a.as_ptr(), b, cols, out);
                 }
                 q += cols;
             }
@@ -370,19 +367,15 @@ impl Blocks<'_> {
                 // nrows of this image, which only this call writes (calls split (image, output
                 // rows, micro-panels) disjointly) and block 0 wrote before later blocks read.
                 unsafe {
-                    micro_kernel_direct(
-                        self.isa,
-                        kc,
-                        a.as_ptr(),
-                        rows.as_ptr().add(t),
-                        offsets.as_ptr(),
-                        self.dst.at(plane_offset),
-                        self.plane,
-                        nrows,
-                        stores,
-                        b == 0,
+                    let out = Out {
+                        c: self.dst.at(plane_offset),
+                        ldc: self.plane,
+                        rows: nrows,
+                        store: b == 0,
                         finish,
-                    );
+                    };
+                    let (a, b) = (a.as_ptr(), rows.as_ptr().add(t));
+                    micro_kernel_direct(self.isa, kc, a, b, offsets.as_ptr(), stores, out);
                 }
             }
         }
@@ -807,6 +800,18 @@ fn fill_segment(
 /// The finishing of a tile's last reduction block: the per-row shift (if any) and ReLU.
 pub(super) type Finish<'a> = Option<(Option<&'a [f32]>, bool)>;
 
+/// Where a micro-kernel call puts its tile: row `r` (an output channel) at `c + r·ldc`, the
+/// first `rows` rows, stored (`store`: the first reduction block) or added to what is there,
+/// then finished by `finish` (after the last block).
+#[derive(Clone, Copy)]
+pub(super) struct Out<'a> {
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub rows: usize,
+    pub store: bool,
+    pub finish: Finish<'a>,
+}
+
 /// The `MR × NR` accumulators `Σ_p A[p, r] · B[p, ·]` over `kc` steps, A packed `kc × MR` and
 /// step `p` of B the NR floats at `b(p)`.
 ///
@@ -877,36 +882,24 @@ unsafe fn put(
     }
 }
 
-/// `C[r, q] (=|+=) Σ_p A[p, r] · B[p, q]` for `r < rows`, `q < cols`, with A `kc × MR` and B
-/// `kc × NR` packed; `C` has row stride `ldc`. With `finish`, the shift and ReLU follow.
+/// `C[r, q] (=|+=) Σ_p A[p, r] · B[p, q]` for the first `out.rows` rows and `q < cols`, with
+/// A `kc × MR` and B `kc × NR` packed, put as `out` says.
 ///
 /// # Safety
-/// This CPU must have `isa`; `a`, `b` must hold `kc·MR` and `kc·NR` floats; `c` must be
-/// valid for `rows` rows of `cols` floats at stride `ldc` (initialised unless `store`).
-#[allow(clippy::too_many_arguments)]
-unsafe fn micro_kernel(
-    isa: Isa,
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    store: bool,
-    finish: Finish,
-) {
+/// This CPU must have `isa`; `a`, `b` must hold `kc·MR` and `kc·NR` floats; `out` must be
+/// valid for `out.rows` rows of `cols` floats (initialised unless `out.store`).
+unsafe fn micro_kernel(isa: Isa, kc: usize, a: *const f32, b: *const f32, cols: usize, out: Out) {
     // SAFETY: the caller's contract, which both kernels share.
     #[cfg(target_arch = "x86_64")]
     unsafe {
         match isa {
-            Isa::Avx512 => micro_kernel_avx512(kc, a, b, c, ldc, rows, cols, store, finish),
-            Isa::Avx2 => super::avx2::micro_kernel(kc, a, b, c, ldc, rows, cols, store, finish),
+            Isa::Avx512 => micro_kernel_avx512(kc, a, b, cols, out),
+            Isa::Avx2 => super::avx2::micro_kernel(kc, a, b, cols, out),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (isa, kc, a, b, c, ldc, rows, cols, store, finish);
+        let _ = (isa, kc, a, b, cols, out.c);
         unreachable!("the kernels run on x86-64 only ([`available`] is false elsewhere)")
     }
 }
@@ -914,25 +907,13 @@ unsafe fn micro_kernel(
 /// [`micro_kernel`] with AVX-512.
 ///
 /// # Safety
-/// AVX-512F must be available; `a`, `b` must hold `kc·MR` and `kc·NR` floats; `c` must be
-/// valid for `rows` rows of `cols` floats at stride `ldc` (initialised unless `store`).
+/// As [`micro_kernel`], with AVX-512F available.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn micro_kernel_avx512(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    store: bool,
-    finish: Finish,
-) {
+unsafe fn micro_kernel_avx512(kc: usize, a: *const f32, b: *const f32, cols: usize, out: Out) {
     // SAFETY: step p of B is the packed NR floats at p·NR (the caller's contract).
     let acc = unsafe { accumulate(kc, a, |p| b.wrapping_add(p * NR)) };
-    for (r, row) in acc.iter().enumerate().take(rows) {
+    for (r, row) in acc.iter().enumerate().take(out.rows) {
         for (v, &value) in row.iter().enumerate() {
             let valid = cols.saturating_sub(v * 16).min(16);
             if valid == 0 {
@@ -943,8 +924,9 @@ unsafe fn micro_kernel_avx512(
             } else {
                 (1u16 << valid) - 1
             };
+            let ptr = out.c.wrapping_add(r * out.ldc + v * 16);
             // SAFETY: the masked lanes lie inside row r's `cols` floats.
-            unsafe { put(c.add(r * ldc + v * 16), mask, value, r, store, finish) };
+            unsafe { put(ptr, mask, value, r, out.store, out.finish) };
         }
     }
 }
@@ -956,36 +938,27 @@ unsafe fn micro_kernel_avx512(
 /// # Safety
 /// This CPU must have `isa`; `a` must hold `kc·MR` floats, `offsets` `kc` entries, and
 /// `b + offsets[p]` NR floats for every `p`; every masked lane of `stores` must be valid in
-/// `rows` rows at stride `ldc` (initialised unless `store`).
-#[allow(clippy::too_many_arguments)]
+/// the first `out.rows` rows (initialised unless `out.store`).
 unsafe fn micro_kernel_direct(
     isa: Isa,
     kc: usize,
     a: *const f32,
     b: *const f32,
     offsets: *const usize,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
     stores: &[Store],
-    store: bool,
-    finish: Finish,
+    out: Out,
 ) {
     // SAFETY: the caller's contract, which both kernels share.
     #[cfg(target_arch = "x86_64")]
     unsafe {
         match isa {
-            Isa::Avx512 => {
-                micro_kernel_direct_avx512(kc, a, b, offsets, c, ldc, rows, stores, store, finish)
-            }
-            Isa::Avx2 => super::avx2::micro_kernel_direct(
-                kc, a, b, offsets, c, ldc, rows, stores, store, finish,
-            ),
+            Isa::Avx512 => micro_kernel_direct_avx512(kc, a, b, offsets, stores, out),
+            Isa::Avx2 => super::avx2::micro_kernel_direct(kc, a, b, offsets, stores, out),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (isa, kc, a, b, offsets, c, ldc, rows, stores, store, finish);
+        let _ = (isa, kc, a, b, offsets, stores, out.c);
         unreachable!("the kernels run on x86-64 only ([`available`] is false elsewhere)")
     }
 }
@@ -993,31 +966,24 @@ unsafe fn micro_kernel_direct(
 /// [`micro_kernel_direct`] with AVX-512.
 ///
 /// # Safety
-/// AVX-512F must be available; `a` must hold `kc·MR` floats, `offsets` `kc` entries, and
-/// `b + offsets[p]` NR floats for every `p`; every masked lane of `stores` must be valid in
-/// `rows` rows at stride `ldc` (initialised unless `store`).
+/// As [`micro_kernel_direct`], with AVX-512F available.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn micro_kernel_direct_avx512(
     kc: usize,
     a: *const f32,
     b: *const f32,
     offsets: *const usize,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
     stores: &[Store],
-    store: bool,
-    finish: Finish,
+    out: Out,
 ) {
     // SAFETY: step p of B is at b + offsets[p] (the caller's contract).
     let acc = unsafe { accumulate(kc, a, |p| b.wrapping_add(*offsets.add(p))) };
-    for (r, row) in acc.iter().enumerate().take(rows) {
+    for (r, row) in acc.iter().enumerate().take(out.rows) {
         for s in stores {
-            let ptr = c.wrapping_add(r * ldc).wrapping_offset(s.offset);
+            let ptr = out.c.wrapping_add(r * out.ldc).wrapping_offset(s.offset);
             // SAFETY: the masked lanes are valid outputs of row r (the caller's contract).
-            unsafe { put(ptr, s.mask, row[s.v], r, store, finish) };
+            unsafe { put(ptr, s.mask, row[s.v], r, out.store, out.finish) };
         }
     }
 }
