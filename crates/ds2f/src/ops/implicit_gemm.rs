@@ -5,8 +5,8 @@
 //! path in [`super::conv`]), the input patches `X̃` are packed straight from the image into the
 //! micro-kernel's panel layout, so every input value is copied once instead of twice; the
 //! weights are packed once per call. The micro-kernel keeps an `MR × NR` block of outputs
-//! (8 output channels × 48 pixels = 24 AVX-512 registers; six passes of 8 AVX2 registers on
-//! CPUs without AVX-512, [`super::avx2`]) and finishes each output in place:
+//! (8 output channels × 48 pixels = 24 AVX-512 registers; four passes of 12 AVX2 registers
+//! on CPUs without AVX-512, [`super::avx2`]) and finishes each output in place:
 //! optional per-channel shift (a bias, or a batch norm folded into the weights) and ReLU, so
 //! that inference needs no separate bias, batch-norm or ReLU pass over the feature map.
 //!

@@ -18,8 +18,8 @@
 //! `avx2`) micro-kernel (`implicit_gemm`, reading stride-1 inputs from padded row copies
 //! without packing patches) on CPUs that have it and large enough images, else im2col tiles
 //! fed to the `gemm` crate that flex itself uses; the weight gradient is a tap-by-tap AVX-512
-//! (or AVX2) kernel on channels-last copies (`weight_grad`), else im2col + `gemm`; batch norm is two
-//! passes each way; `tanh` keeps its output for the backward instead of recomputing it.
+//! (or AVX2) kernel on channels-last copies (`weight_grad`), else im2col + `gemm`; batch norm
+//! is two passes each way; `tanh` keeps its output for the backward instead of recomputing it.
 
 mod aligned;
 #[cfg(target_arch = "x86_64")]

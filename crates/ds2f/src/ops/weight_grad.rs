@@ -7,7 +7,7 @@
 //! fastest), the shifted input of a run of output pixels is a strided slice of the copy, so no
 //! im2col matrix (kh·kw times the input) is built and each value is copied once. The
 //! micro-kernel keeps an `MR × NR` block of `dW` (8 output × 32 input channels, 16 AVX-512
-//! registers; four passes of 8 AVX2 registers in [`super::avx2`]) while it runs along a chunk
+//! registers; three passes of AVX2 registers in [`super::avx2`]) while it runs along a chunk
 //! of an output row (or several whole rows of a narrow image), broadcasting `dY` values and
 //! loading two vectors of input channels per pixel.
 //!
