@@ -5,7 +5,10 @@
 pub mod claim;
 pub mod error;
 pub mod experiment;
+pub mod figures;
+pub mod kfold;
+pub mod output;
 pub mod report;
+pub mod stats;
 
 pub use error::ProtocolError;
-pub mod output;
