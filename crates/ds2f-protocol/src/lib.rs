@@ -2,3 +2,4 @@
 //! figures) as plain Rust, without a tensor library: everything here works on file names,
 //! numbers and run folders, so that it can be tested against scikit-learn and scipy directly
 //! and reused to score any tool's runs.
+pub mod figures;
