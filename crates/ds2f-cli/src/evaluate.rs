@@ -1,11 +1,13 @@
 //! `ds2f evaluate --run RUN [--data DIR [--include PATTERN]...]`: the paper's metrics at the
 //! original resolution, pooled and per image, whole image and inside the FOV; writes
 //! `RUN/evaluation/<name>/summary.json` and prints a table.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use burn::prelude::Device;
 use ds2f::config::ExperimentConfig;
 use ds2f::infer::{EvalOptions, EvalReport, Predictor, evaluate};
+use ds2f_data::layout::Item;
 use ds2f_metrics::{Metric, Summary};
 
 /// Arguments of `evaluate`.
@@ -73,26 +75,62 @@ pub fn run(args: Args) -> Result<(EvalReport, PathBuf)> {
     if items.is_empty() {
         bail!("nothing to evaluate: no test images (set data.test_include, or give --data)");
     }
-    let predictor = Predictor::from_run(&args.run, &args.checkpoint, &device)?;
-    let out_dir = args.run.join("evaluation").join(&name);
+    let started = std::time::Instant::now();
+    let (report, summary_path) = evaluate_run(
+        &args.run,
+        &args.checkpoint,
+        &items,
+        &name,
+        &device,
+        args.save_predictions,
+        |i, n, name| eprintln!("[{}/{n}] {name}", i + 1),
+    )?;
+    print_report(&report, items.len(), started.elapsed().as_secs_f64());
+    println!("summary: {}", summary_path.display());
+    Ok((report, summary_path))
+}
+
+/// Evaluates the `best` checkpoint of `run` on `items` into `run/evaluation/<name>/` quietly
+/// (the experiment verb's evaluations).
+pub fn evaluate_items(
+    run: &Path,
+    items: &[Item],
+    name: &str,
+    device: &Device,
+) -> Result<(EvalReport, PathBuf)> {
+    evaluate_run(run, "best", items, name, device, false, |_, _, _| {})
+}
+
+/// Evaluates checkpoint `which` of `run` on `items`, writing `run/evaluation/<name>/summary.json`
+/// (and the predictions when asked) atomically.
+fn evaluate_run(
+    run: &Path,
+    which: &str,
+    items: &[Item],
+    name: &str,
+    device: &Device,
+    save_predictions: bool,
+    progress: impl FnMut(usize, usize, &str),
+) -> Result<(EvalReport, PathBuf)> {
+    let config = ExperimentConfig::load(&run.join("config.toml"), &[])
+        .with_context(|| format!("{} is not a run folder", run.display()))?;
+    let predictor = Predictor::from_run(run, which, device)?;
+    let out_dir = run.join("evaluation").join(name);
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let options = EvalOptions {
-        save_predictions: args.save_predictions.then(|| out_dir.join("predictions")),
+        save_predictions: save_predictions.then(|| out_dir.join("predictions")),
     };
-    let started = std::time::Instant::now();
     let report = evaluate(
         &predictor,
-        &items,
+        items,
         config.model.num_classes,
         &options,
-        |i, n, name| eprintln!("[{}/{n}] {name}", i + 1),
+        progress,
     )?;
     let summary_path = out_dir.join("summary.json");
     let json = serde_json::to_vec_pretty(&report)?;
     ds2f_data::io::write_atomic(&summary_path, &json)?;
-    print_report(&report, items.len(), started.elapsed().as_secs_f64());
-    println!("summary: {}", summary_path.display());
     Ok((report, summary_path))
 }
 

@@ -119,8 +119,7 @@ fn kfold_pool(base: &ExperimentConfig) -> Result<Vec<String>> {
             "split.scheme = \"kfold\" splits one folder, but the base config sets data.test_root"
         );
     }
-    let items =
-        ds2f::dataset::discover_items(&base.data.root, &base.data.layout, None, true)?;
+    let items = ds2f::dataset::discover_items(&base.data.root, &base.data.layout, None, true)?;
     let patterns: Vec<glob::Pattern> = base
         .data
         .train_include
@@ -176,12 +175,10 @@ fn list(planned: &Planned, stale: Duration) -> Result<()> {
     Ok(())
 }
 
-
 fn train_all(planned: &Planned, args: &Args, stale: Duration) -> Result<()> {
     let mut pending = Vec::new();
     for (spec, config) in &planned.runs {
-        if state(spec, config.train.epochs)? != RunState::Done && !spec.dir.join(FAILED).is_file()
-        {
+        if state(spec, config.train.epochs)? != RunState::Done && !spec.dir.join(FAILED).is_file() {
             pending.push((spec.clone(), config.clone()));
         }
     }
@@ -225,8 +222,8 @@ fn train_all(planned: &Planned, args: &Args, stale: Duration) -> Result<()> {
                 continue;
             }
         };
-        // Another worker may have finished it between the listing and the claim.
-        if state(spec, config.train.epochs)? == RunState::Done {
+        // Another worker may have finished (or failed) it between the listing and the claim.
+        if state(spec, config.train.epochs)? == RunState::Done || spec.dir.join(FAILED).is_file() {
             continue;
         }
         eprintln!(
@@ -241,7 +238,7 @@ fn train_all(planned: &Planned, args: &Args, stale: Duration) -> Result<()> {
             Ok(()) => {}
             Err(e) if is_repeatable_failure(&e) => {
                 let message = format!("{e:#}\n");
-                ds2f_data::io::write_atomic(&spec.dir.join(FAILED), message.as_bytes())?;
+                ds2f_data::io::write_atomic(spec.dir.join(FAILED), message.as_bytes())?;
                 eprintln!(
                     "{}/{} FAILED (kept and reported, not retried): {e:#}",
                     spec.variant, spec.unit
@@ -323,7 +320,7 @@ fn run_one(
         evaluate_items(&spec.dir, &items, &report::ood_eval_name(&set.name), device)?;
     }
     let history = run.read_metrics()?;
-    let best = history.iter().filter(|r| r.best).last();
+    let best = history.iter().rev().find(|r| r.best);
     let model = config.model.init(&burn::prelude::Device::flex());
     let [h, w] = config.data.lr_size;
     let record = RunRecord {
@@ -342,17 +339,23 @@ fn run_one(
         host: claim::host_name(),
     };
     let json = serde_json::to_vec_pretty(&record)?;
-    ds2f_data::io::write_atomic(&spec.dir.join(DONE), &json)?;
+    ds2f_data::io::write_atomic(spec.dir.join(DONE), &json)?;
     Ok(())
 }
 
 /// Whether two configs train the same model the same way: everything but the description and
-/// the run folder's location (an experiment folder may be moved).
+/// the run folder's location (an experiment folder may be moved), data folders compared as
+/// the folders they name (`a/../b` and `b` are one folder).
 fn same_training(a: &ExperimentConfig, b: &ExperimentConfig) -> bool {
+    fn folder(p: &PathBuf) -> PathBuf {
+        std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())
+    }
     let strip = |c: &ExperimentConfig| {
         let mut c = c.clone();
         c.description.clear();
         c.run = Default::default();
+        c.data.root = folder(&c.data.root);
+        c.data.test_root = c.data.test_root.as_ref().map(folder);
         c
     };
     strip(a) == strip(b)

@@ -4,6 +4,7 @@ mod bench;
 mod check_data;
 mod demo;
 mod evaluate;
+mod experiment;
 mod info;
 mod predict;
 mod progress;
@@ -56,6 +57,9 @@ enum Command {
     Evaluate(evaluate::Args),
     /// Predict masks for new images at their original size.
     Predict(predict::Args),
+    /// Run an experiment file: every variant on every fold or repeat (skipping finished
+    /// runs, resuming killed ones), then mean ± std tables with paired tests and figures.
+    Experiment(experiment::Args),
     /// Print parameters and GMACs of a config's inference graph.
     Info(info::Args),
     /// Check every image, mask and FOV of a data folder and list all problems.
@@ -87,6 +91,7 @@ fn main() -> std::process::ExitCode {
         Command::Train(a) => train::run(a).map(|_| ()),
         Command::Evaluate(a) => evaluate::run(a).map(|_| ()),
         Command::Predict(a) => predict::run(a),
+        Command::Experiment(a) => experiment::run(a),
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),
         Command::CheckData(a) => check_data::run(a),

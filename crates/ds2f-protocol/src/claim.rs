@@ -54,13 +54,7 @@ impl std::fmt::Display for ClaimInfo {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
             .saturating_sub(self.started);
-        write!(
-            f,
-            "pid {} on {}, for {} min",
-            self.pid,
-            self.host,
-            age / 60
-        )
+        write!(f, "pid {} on {}, for {} min", self.pid, self.host, age / 60)
     }
 }
 

@@ -156,7 +156,9 @@ impl ExperimentFile {
             } else {
                 dir.join(p)
             };
-            std::path::absolute(&joined).unwrap_or(joined)
+            std::fs::canonicalize(&joined)
+                .or_else(|_| std::path::absolute(&joined))
+                .unwrap_or(joined)
         };
         file.base = resolve(&file.base);
         for o in &mut file.ood {
@@ -197,7 +199,10 @@ impl ExperimentFile {
             }
             for s in self.set.iter().chain(&v.set) {
                 if !s.contains('=') {
-                    return bad(format!("override `{s}` of `{}`: expected key=value", v.name));
+                    return bad(format!(
+                        "override `{s}` of `{}`: expected key=value",
+                        v.name
+                    ));
                 }
             }
         }
@@ -300,11 +305,10 @@ pub struct RunSpec {
 pub fn units(scheme: &SplitScheme, names: &[String]) -> Result<Vec<Unit>, ProtocolError> {
     Ok(match scheme {
         SplitScheme::Kfold { k, seed, folds } => {
-            let all = crate::kfold::kfold_names(names, *k, *seed).map_err(|e| {
-                ProtocolError::Split {
+            let all =
+                crate::kfold::kfold_names(names, *k, *seed).map_err(|e| ProtocolError::Split {
                     message: format!("{e} ({} images)", names.len()),
-                }
-            })?;
+                })?;
             all.into_iter()
                 .enumerate()
                 .filter(|(f, _)| folds.as_ref().is_none_or(|list| list.contains(f)))
@@ -469,18 +473,26 @@ set = ["model.framework=ds2f"]
     #[test]
     fn bad_files_say_what_is_wrong() {
         let cases = [
-            (FILE.replace("baseline = \"a\"", "baseline = \"c\""), "baseline `c`"),
+            (
+                FILE.replace("baseline = \"a\"", "baseline = \"c\""),
+                "baseline `c`",
+            ),
             (FILE.replace("k = 3", "k = 1"), "at least 2 folds"),
             (FILE.replace("name = \"b\"", "name = \"a\""), "given twice"),
             (FILE.replace("seed = 66", "sed = 66"), "unknown field `sed`"),
-            (FILE.replace("name = \"b\"", "name = \"b/c\""), "variant name"),
+            (
+                FILE.replace("name = \"b\"", "name = \"b/c\""),
+                "variant name",
+            ),
             (
                 FILE.replace("k = 3", "k = 3\nfolds = [3]"),
                 "fold 3 does not exist",
             ),
         ];
         for (text, expected) in cases {
-            let e = ExperimentFile::parse(&text, "e.toml").unwrap_err().to_string();
+            let e = ExperimentFile::parse(&text, "e.toml")
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(expected), "{e}");
             assert!(e.starts_with("e.toml"), "{e}");
         }

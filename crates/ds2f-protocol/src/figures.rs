@@ -180,7 +180,7 @@ pub(crate) fn box_stats(values: &[f64]) -> Option<BoxStats> {
 }
 
 /// A p-value as printed in captions: three decimals, four below 0.01, scientific below 0.001.
-fn format_p(p: f64) -> String {
+pub(crate) fn format_p(p: f64) -> String {
     if p >= 0.01 {
         format!("{p:.3}")
     } else if p >= 0.001 {
@@ -227,13 +227,6 @@ fn msg<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-/// `path` with ".tmp" appended to its file name: where the PNG is written before the rename.
-fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".tmp");
-    PathBuf::from(name)
-}
-
 /// Encodes `canvas` as PNG and writes it to `path` atomically: to `<path>.tmp` first, then
 /// renamed over `path`, so that a reader never sees half a file; the temporary file is removed
 /// on error.
@@ -255,14 +248,9 @@ fn save(path: &Path, canvas: Canvas) -> Result<(), FigureError> {
             path: path.to_owned(),
             source,
         })?;
-    let tmp = temp_path(path);
-    let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, path));
-    written.map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        FigureError::Write {
-            path: path.to_owned(),
-            source,
-        }
+    crate::atomic::write(path, &bytes).map_err(|source| FigureError::Write {
+        path: path.to_owned(),
+        source,
     })
 }
 
@@ -744,7 +732,10 @@ mod tests {
         assert_eq!(image.dimensions(), size);
         let colours: HashSet<[u8; 3]> = image.pixels().map(|p| p.0).collect();
         assert!(colours.len() > 10, "{} colours only", colours.len());
-        assert!(!temp_path(path).exists(), "temporary file left behind");
+        assert!(
+            !crate::atomic::temp_path(path).exists(),
+            "temporary file left behind"
+        );
     }
 
     #[test]
@@ -989,6 +980,6 @@ mod tests {
             err.to_string().contains(&path.display().to_string()),
             "{err}"
         );
-        assert!(!temp_path(&path).exists() && !path.exists());
+        assert!(!crate::atomic::temp_path(&path).exists() && !path.exists());
     }
 }

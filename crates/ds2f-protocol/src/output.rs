@@ -152,16 +152,7 @@ fn rate_series(file: &ExperimentFile, built: &report::Report) -> Option<Vec<Rate
     (rates.len() > 1).then_some(series)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so
-/// that a reader never sees half a file; the temporary is removed on failure.
+/// Writes `bytes` to `path` atomically (see [`crate::atomic`]), naming `path` in the error.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ProtocolError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(ProtocolError::io(path, e));
-    }
-    Ok(())
+    crate::atomic::write(path, bytes).map_err(|e| ProtocolError::io(path, e))
 }

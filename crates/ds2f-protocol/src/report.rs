@@ -69,6 +69,16 @@ pub struct RunResult {
     pub ood: BTreeMap<String, Summary>,
 }
 
+/// An evaluation's `summary.json` as `ds2f evaluate` writes it; the tables use the whole-image
+/// scores (the paper's protocol).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalFile {
+    /// Over every pixel of each image.
+    pub whole_image: Summary,
+    /// Inside the field of view, when every image has one.
+    pub inside_fov: Option<Summary>,
+}
+
 /// Reads the finished runs of `plan` (those with `done.json`); the others are skipped.
 pub fn collect(plan: &[RunSpec], ood_sets: &[String]) -> Result<Vec<RunResult>, ProtocolError> {
     let mut out = Vec::new();
@@ -78,7 +88,8 @@ pub fn collect(plan: &[RunSpec], ood_sets: &[String]) -> Result<Vec<RunResult>, 
             continue;
         }
         let record: RunRecord = read_json(&done)?;
-        let test: Summary = read_json(&spec.dir.join("evaluation/test/summary.json"))?;
+        let test =
+            read_json::<EvalFile>(&spec.dir.join("evaluation/test/summary.json"))?.whole_image;
         let mut ood = BTreeMap::new();
         for set in ood_sets {
             let path = spec
@@ -87,7 +98,7 @@ pub fn collect(plan: &[RunSpec], ood_sets: &[String]) -> Result<Vec<RunResult>, 
                 .join(ood_eval_name(set))
                 .join("summary.json");
             if path.is_file() {
-                ood.insert(set.clone(), read_json(&path)?);
+                ood.insert(set.clone(), read_json::<EvalFile>(&path)?.whole_image);
             }
         }
         out.push(RunResult { record, test, ood });
@@ -280,9 +291,8 @@ pub fn build(file: &ExperimentFile, plan: &[RunSpec], results: &[RunResult]) -> 
         }
     }
     let ood_sets: Vec<String> = file.ood.iter().map(|o| o.name.clone()).collect();
-    let by_variant = |v: &str| -> Vec<&RunResult> {
-        results.iter().filter(|r| r.record.variant == v).collect()
-    };
+    let by_variant =
+        |v: &str| -> Vec<&RunResult> { results.iter().filter(|r| r.record.variant == v).collect() };
     let base_runs = by_variant(&file.baseline);
     let test_metric = metric_by_name(&file.test_metric).unwrap_or(Metric::Dice);
     let mut rows = Vec::new();
@@ -306,9 +316,7 @@ pub fn build(file: &ExperimentFile, plan: &[RunSpec], results: &[RunResult]) -> 
             inference_params: runs.first().map(|r| r.record.inference_params),
             inference_gmacs: runs.first().map(|r| r.record.inference_gmacs),
             train_minutes: (!runs.is_empty()).then(|| {
-                runs.iter().map(|r| r.record.train_seconds).sum::<f64>()
-                    / 60.0
-                    / runs.len() as f64
+                runs.iter().map(|r| r.record.train_seconds).sum::<f64>() / 60.0 / runs.len() as f64
             }),
         };
         for r in &runs {
@@ -494,8 +502,7 @@ impl Report {
         let n_units = self.units.len();
         let _ = writeln!(
             md,
-            "## Test, pooled per {} (the paper's way), mean ± std over {}\n",
-            if n_units > 1 { "run" } else { "run" },
+            "## Test, pooled per run (the paper's way), mean ± std over {}\n",
             n_units_words(n_units)
         );
         let mut header = "| variant | runs | collapsed | failed |".to_string();
@@ -555,7 +562,7 @@ impl Report {
                 .images
                 .get(self.test_metric.as_str())
                 .and_then(|c| c.test.as_ref())
-                .map_or("—".into(), |t| format!("{:.3g}", t.p_value));
+                .map_or("—".into(), |t| crate::figures::format_p(t.p_value));
             let _ = writeln!(
                 md,
                 "| `{}` | {n} | {} | {} | {} | {} | {better} | {p} |",

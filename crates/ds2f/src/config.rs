@@ -40,6 +40,10 @@ pub struct DataConfig {
     pub test_root: Option<PathBuf>,
     /// Number of training images held out for validation (model selection).
     pub val_count: usize,
+    /// Select the best checkpoint on the test images instead of held-out training images, as
+    /// the reference's k-fold script does (SPEC §8.6). Optimistic: only for `protocol =
+    /// "reference"` experiments, which measure the difference.
+    pub select_on_test: bool,
     /// LR network input size `[h, w]`; HR = r × LR.
     pub lr_size: [usize; 2],
     /// Apply the paper's augmentation (colour jitter, flips, shift-scale-rotate) in training.
@@ -59,6 +63,7 @@ impl Default for DataConfig {
             test_include: Vec::new(),
             test_root: None,
             val_count: 2,
+            select_on_test: false,
             lr_size: [256, 256],
             augment: true,
             workers: 1,
@@ -85,6 +90,11 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Power of the poly schedule (0.9).
     pub poly_power: f64,
+    /// Compute the poly schedule's length from every image of the dataset (training,
+    /// validation and test: `ceil(N / batch) · epochs`) as the reference's k-fold script does,
+    /// so that the LR never reaches 0 (SPEC §3, §8.6). Off: the schedule ends at 0 after the
+    /// last step that really runs.
+    pub schedule_on_all_images: bool,
     /// Seed of weights, data order, augmentation and the validation split.
     pub seed: u64,
     /// Optional per-class cross-entropy weights.
@@ -202,6 +212,7 @@ impl Default for TrainConfig {
             nesterov: true,
             weight_decay: 1e-4,
             poly_power: 0.9,
+            schedule_on_all_images: false,
             seed: 42,
             class_weights: None,
             loss: LossConfig::default(),

@@ -123,6 +123,42 @@ pub fn split(data: &DataConfig, seed: u64, kind: MaskKind) -> Result<Splits> {
         return Err(DataError::Problems(problems));
     }
     let items = found.items;
+    // A pattern that matches nothing is a typo: without this check a wrong test pattern
+    // leaves no test image and trains on everything.
+    let test_pool: &[Item] = found_test.as_ref().map_or(&items, |d| &d.items);
+    for (patterns, list, key, pool) in [
+        (
+            &train_patterns,
+            &data.train_include,
+            "data.train_include",
+            &items[..],
+        ),
+        (
+            &test_patterns,
+            &data.test_include,
+            "data.test_include",
+            test_pool,
+        ),
+    ] {
+        if let Some((_, text)) = patterns
+            .iter()
+            .zip(list)
+            .find(|(p, _)| !pool.iter().any(|i| p.matches(&i.name)))
+        {
+            return Err(DataError::Invalid {
+                name: key,
+                reason: format!(
+                    "pattern `{text}` matches no image in {} ({} images)",
+                    data.test_root
+                        .as_ref()
+                        .filter(|_| key == "data.test_include")
+                        .unwrap_or(&data.root)
+                        .display(),
+                    pool.len()
+                ),
+            });
+        }
+    }
     let test = match found_test {
         Some(d) => d
             .items
@@ -140,6 +176,14 @@ pub fn split(data: &DataConfig, seed: u64, kind: MaskKind) -> Result<Splits> {
         .filter(|i| matches_any(&train_patterns, &i.name))
         .filter(|i| data.test_root.is_some() || !matches_any(&test_patterns, &i.name))
         .collect();
+    if data.select_on_test {
+        // The reference's k-fold protocol: the test images double as the selection set.
+        return Ok(Splits {
+            train: pool,
+            val: test.clone(),
+            test,
+        });
+    }
     if pool.len() <= data.val_count {
         return Err(DataError::Invalid {
             name: "data.val_count",

@@ -224,11 +224,27 @@ pub fn train(
             batch,
         });
     }
-    let schedule = PolyLr::ending_at_zero(
-        config.train.lr,
-        steps_per_epoch * config.train.epochs,
-        config.train.poly_power,
-    );
+    let schedule = if config.train.schedule_on_all_images {
+        // The reference's k-fold schedule: T from every image of the dataset (SPEC §3).
+        let all = splits.train.len()
+            + splits.test.len()
+            + if config.data.select_on_test {
+                0
+            } else {
+                splits.val.len()
+            };
+        PolyLr {
+            init: config.train.lr,
+            total: all.div_ceil(batch) * config.train.epochs,
+            power: config.train.poly_power,
+        }
+    } else {
+        PolyLr::ending_at_zero(
+            config.train.lr,
+            steps_per_epoch * config.train.epochs,
+            config.train.poly_power,
+        )
+    };
     let objective = Objective::new(
         config.model.framework,
         &config.train.loss,

@@ -1,0 +1,94 @@
+//! The configured split: a pattern that matches nothing is an error naming it; the
+//! reference's k-fold protocol (select on the test images, schedule from the whole dataset)
+//! when asked for, and only then.
+use ds2f::config::ExperimentConfig;
+use ds2f::dataset::{mask_kind, split};
+use ds2f::train::{RunFolder, Silent, train};
+
+fn config(data: &std::path::Path, extra: &str) -> ExperimentConfig {
+    let text = format!(
+        "[data]\nroot = {:?}\nval_count = 2\nlr_size = [24, 20]\ntest_include = [\"00[01]\"]\n\
+         {extra}\n[model]\nframework = \"unet_inter\"\nbase = 4\n[train]\nepochs = 2\n\
+         batch_size = 2\nseed = 3\n",
+        data.display().to_string()
+    );
+    ExperimentConfig::parse(&text, &[], "test").unwrap()
+}
+
+#[test]
+fn a_pattern_that_matches_no_image_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ds2f_data::synth::write_dataset(&data, 8, 48, 40, 1, "").unwrap();
+    let ok = config(&data, "");
+    let s = split(&ok.data, 3, mask_kind(2)).unwrap();
+    assert_eq!(
+        s.test.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+        ["000", "001"]
+    );
+    assert_eq!((s.train.len(), s.val.len()), (4, 2));
+    for (key, list, pattern) in [
+        ("data.test_include", ["000", "01_g"], "01_g"),
+        ("data.train_include", ["*", "training_*"], "training_*"),
+    ] {
+        let mut c = ok.clone();
+        let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+        if key == "data.test_include" {
+            c.data.test_include = list;
+        } else {
+            c.data.train_include = list;
+        }
+        let e = split(&c.data, 3, mask_kind(2)).unwrap_err().to_string();
+        assert!(e.contains(key), "{e}");
+        assert!(e.contains(&format!("`{pattern}` matches no image")), "{e}");
+    }
+}
+
+#[test]
+fn the_reference_protocol_selects_on_the_test_images_and_never_reaches_lr_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ds2f_data::synth::write_dataset(&data, 9, 48, 40, 1, "").unwrap();
+    let clean = config(&data, "");
+    let reference = config(&data, "select_on_test = true");
+    let s = split(&reference.data, 3, mask_kind(2)).unwrap();
+    assert_eq!(s.val.len(), 2);
+    assert_eq!(
+        s.val.iter().map(|i| &i.name).collect::<Vec<_>>(),
+        s.test.iter().map(|i| &i.name).collect::<Vec<_>>()
+    );
+    assert_eq!(s.train.len(), 7, "nothing carved out for validation");
+
+    // Schedule: clean ends at 0 after the last step; the reference's T = ceil(9 / 2) · 2 = 10
+    // while only 3 · 2 = 6 steps run (7 training images, batch 2, drop_last).
+    let mut with_schedule = reference.clone();
+    with_schedule.train.schedule_on_all_images = true;
+    let device = burn::prelude::Device::flex();
+    let mut last_lr = Vec::new();
+    for (name, c) in [("clean", &clean), ("reference", &with_schedule)] {
+        let s = split(&c.data, 3, mask_kind(2)).unwrap();
+        let run = tmp.path().join(name);
+        train(
+            c,
+            &s,
+            &run,
+            std::slice::from_ref(&device),
+            false,
+            &mut Silent,
+        )
+        .unwrap();
+        let history = RunFolder::new(&run).read_metrics().unwrap();
+        last_lr.push(history.last().unwrap().lr);
+    }
+    let init = clean.train.lr;
+    // metrics.csv keeps 7 significant digits of the LR.
+    let close = |a: f64, b: f64| ((a - b) / b).abs() < 1e-6;
+    // Clean: 5 training images, 2 steps an epoch, 4 steps; the last (i = 3) uses
+    // (1 − 2/3)^0.9 and the scheduler holds 0 after it.
+    assert!(
+        close(last_lr[0], init * (1.0f64 / 3.0).powf(0.9)),
+        "{last_lr:?}"
+    );
+    // Reference: 7 training images, 3 steps an epoch; the last of 6 (i = 5) uses (1 − 4/10)^0.9.
+    assert!(close(last_lr[1], init * 0.6f64.powf(0.9)), "{last_lr:?}");
+}
