@@ -120,6 +120,7 @@ fn evaluate_run(
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let options = EvalOptions {
         save_predictions: save_predictions.then(|| out_dir.join("predictions")),
+        crop_to_fov: config.data.crop_to_fov,
     };
     let report = evaluate(
         &predictor,

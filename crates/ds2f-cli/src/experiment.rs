@@ -106,6 +106,22 @@ fn load(args: &Args) -> Result<Planned> {
     for spec in plan {
         let config = ExperimentConfig::load(&file.base, &spec.overrides)
             .with_context(|| format!("run {}/{}", spec.variant, spec.unit))?;
+        // A run folder made by something else (another experiment file, a changed base
+        // config, a copied folder) is never adopted or reported as this experiment's.
+        let saved = RunFolder::new(&spec.dir).config_path();
+        if saved.is_file() {
+            let found = ExperimentConfig::load(&saved, &[])
+                .with_context(|| format!("{} is not a run folder", spec.dir.display()))?;
+            if !same_training(&found, &config) {
+                bail!(
+                    "{} holds a run whose config differs from the experiment's for {}/{} \
+                     (compare its config.toml); move it away to retrain",
+                    spec.dir.display(),
+                    spec.variant,
+                    spec.unit
+                );
+            }
+        }
         runs.push((spec, config));
     }
     Ok(Planned { file, dir, runs })
@@ -267,20 +283,8 @@ fn run_one(
     devices: &[burn::prelude::Device],
 ) -> Result<()> {
     let run = RunFolder::new(&spec.dir);
+    // `load` checked that a run already in the folder has this config.
     let resume = run.last_checkpoint().is_file();
-    if resume {
-        let saved = ExperimentConfig::load(&run.config_path(), &[])
-            .with_context(|| format!("{} is not a run folder", spec.dir.display()))?;
-        if !same_training(&saved, config) {
-            bail!(
-                "{} holds a run whose config differs from the experiment's for {}/{} \
-                 (compare its config.toml); move it away to retrain",
-                spec.dir.display(),
-                spec.variant,
-                spec.unit
-            );
-        }
-    }
     let splits = ds2f::dataset::split(
         &config.data,
         config.train.seed,

@@ -248,3 +248,64 @@ fn bad_experiment_files_name_the_problem() {
         assert!(err.contains(expected), "{err}");
     }
 }
+
+#[test]
+fn every_shipped_experiment_file_builds_valid_run_configs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let file = ds2f_protocol::experiment::ExperimentFile::load(&path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            file.description.len() > 80,
+            "{}: no description",
+            path.display()
+        );
+        let cpu = path.to_string_lossy().ends_with("-cpu.toml");
+        assert_eq!(
+            file.description.contains("CPU"),
+            cpu,
+            "{}: a CPU twin says what it scales down, a paper-scale file does not",
+            path.display()
+        );
+        for v in &file.variants {
+            let mut overrides = file.set.clone();
+            overrides.extend(v.set.iter().cloned());
+            ds2f::config::ExperimentConfig::load(&file.base, &overrides)
+                .unwrap_or_else(|e| panic!("{} / {}: {e}", path.display(), v.name));
+        }
+        files += 1;
+    }
+    assert!(files >= 23, "{files} experiment files");
+}
+
+#[test]
+fn a_run_folder_of_another_config_is_never_adopted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = setup(
+        tmp.path(),
+        &[("a", "\"model.framework=unet_inter\"")],
+        "[0]",
+        1,
+    );
+    let dir = tmp.path().join("out");
+    run_ok(experiment(&exp, &dir, &[]));
+    assert!(dir.join("runs/a/f0/done.json").is_file());
+    // The base config changes afterwards: the finished run no longer belongs to the experiment.
+    let base = tmp.path().join("base.toml");
+    let text = std::fs::read_to_string(&base).unwrap();
+    std::fs::write(&base, text.replace("lr = 0.05", "lr = 0.01")).unwrap();
+    for extra in [&[][..], &["--report"], &["--list"]] {
+        let out = experiment(&exp, &dir, extra).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("runs/a/f0 holds a run whose config differs"),
+            "{err}"
+        );
+    }
+}

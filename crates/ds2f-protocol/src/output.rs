@@ -16,6 +16,7 @@ pub fn write_all(
 ) -> Result<PathBuf, ProtocolError> {
     let built = report::build(file, plan, results);
     let metric = report::metric_by_name(&file.test_metric).unwrap_or(ds2f_metrics::Metric::Dice);
+    let title = report::Column::Metric(metric).title();
     let fig_dir = dir.join("figures");
     std::fs::create_dir_all(&fig_dir).map_err(|e| ProtocolError::io(&fig_dir, e))?;
     let mut figures: Vec<(String, PathBuf)> = Vec::new();
@@ -37,7 +38,7 @@ pub fn write_all(
             .map(|t| t.p_value);
         figures::paired_plot(
             &fig_dir.join(&name),
-            metric.name(),
+            title,
             &file.baseline,
             &row.name,
             &pairs,
@@ -47,9 +48,7 @@ pub fn write_all(
         figures.push((
             format!(
                 "{} per test image, {} against {}",
-                metric.name(),
-                row.name,
-                file.baseline
+                title, row.name, file.baseline
             ),
             PathBuf::from("figures").join(name),
         ));
@@ -71,10 +70,10 @@ pub fn write_all(
         .collect();
     if !groups.is_empty() {
         let name = format!("runs_{}.png", metric.name());
-        figures::box_plot(&fig_dir.join(&name), metric.name(), &groups)
+        figures::box_plot(&fig_dir.join(&name), title, &groups)
             .map_err(|e| ProtocolError::io(&fig_dir.join(&name), e))?;
         figures.push((
-            format!("{} per run (pooled over its test images)", metric.name()),
+            format!("{title} per run (pooled over its test images)"),
             PathBuf::from("figures").join(name),
         ));
     }
@@ -82,10 +81,10 @@ pub fn write_all(
     // Metric against the SR rate (paper Fig. 4) when the variants differ in `model.upscale`.
     if let Some(series) = rate_series(file, &built) {
         let name = format!("rate_{}.png", metric.name());
-        figures::rate_plot(&fig_dir.join(&name), metric.name(), &series)
+        figures::rate_plot(&fig_dir.join(&name), title, &series)
             .map_err(|e| ProtocolError::io(&fig_dir.join(&name), e))?;
         figures.push((
-            format!("{} against the up-sampling rate", metric.name()),
+            format!("{title} against the up-sampling rate"),
             PathBuf::from("figures").join(name),
         ));
     }

@@ -276,6 +276,8 @@ pub struct Report {
     pub protocol: Protocol,
     /// Units (folds or repeats) of the plan.
     pub units: Vec<String>,
+    /// What a unit is: `fold`, `repeat` or `run`.
+    pub unit_word: String,
     /// OOD sets.
     pub ood_sets: Vec<String>,
     /// Rows in table order.
@@ -366,6 +368,12 @@ pub fn build(file: &ExperimentFile, plan: &[RunSpec], results: &[RunResult]) -> 
         split: split_words(&file.split),
         protocol: file.protocol,
         units,
+        unit_word: match file.split {
+            SplitScheme::Kfold { .. } => "fold",
+            SplitScheme::Repeats { .. } => "repeat",
+            SplitScheme::Official => "run",
+        }
+        .into(),
         ood_sets,
         variants: rows,
     }
@@ -481,11 +489,15 @@ impl Report {
     /// `results.md`: the paper's table layout.
     pub fn markdown(&self, figures: &[(String, PathBuf)]) -> String {
         let mut md = String::new();
-        let title = self.description.lines().next().unwrap_or("Experiment");
+        let mut lines = self.description.lines();
+        let title = lines.next().unwrap_or("Experiment");
         let _ = writeln!(md, "# {title}\n");
-        if self.description.lines().count() > 1 {
-            let _ = writeln!(md, "{}\n", self.description);
+        let rest: Vec<&str> = lines.collect();
+        if !rest.is_empty() {
+            let _ = writeln!(md, "{}\n", rest.join("\n"));
         }
+        let metric_title =
+            metric_by_name(&self.test_metric).map_or("?", |m| Column::Metric(m).title());
         let _ = writeln!(
             md,
             "Split: {}. Baseline: `{}`. Protocol: {}.\n",
@@ -502,8 +514,8 @@ impl Report {
         let n_units = self.units.len();
         let _ = writeln!(
             md,
-            "## Test, pooled per run (the paper's way), mean ± std over {}\n",
-            n_units_words(n_units)
+            "## Test, pooled per {} (the paper's way), mean ± std over {} {}s\n",
+            self.unit_word, n_units, self.unit_word
         );
         let mut header = "| variant | runs | collapsed | failed |".to_string();
         let mut rule = "|---|---|---|---|".to_string();
@@ -540,17 +552,16 @@ impl Report {
             md,
             "\n`*`: paired t-test over {} against the baseline, p < 0.05.\n",
             if n_units > 1 {
-                "the folds (or repeats) both finished"
+                format!("the {}s both finished", self.unit_word)
             } else {
-                "runs (needs at least two)"
+                "runs (needs at least two)".into()
             }
         );
 
         let _ = writeln!(md, "## Test, per image, mean ± std over test images\n");
         let _ = writeln!(
             md,
-            "| variant | images | IoU | Dice | MCC | BM | {} better than baseline on | p ({}, Wilcoxon) |\n|---|---|---|---|---|---|---|---|---|",
-            self.test_metric, self.test_metric
+            "| variant | images | IoU | Dice | MCC | BM | {metric_title} better than baseline on | p ({metric_title}, Wilcoxon) |\n|---|---|---|---|---|---|---|---|"
         );
         for r in &self.variants {
             let cells = |m: &str| r.images.get(m).map_or("—".into(), Cell::text);
@@ -602,8 +613,8 @@ impl Report {
 
         let _ = writeln!(
             md,
-            "## {} per run (pooled over the run's test images)\n",
-            self.test_metric
+            "## {metric_title} per {} (pooled over its test images)\n",
+            self.unit_word
         );
         let mut header = "| variant |".to_string();
         let mut rule = "|---|".to_string();
@@ -699,14 +710,6 @@ impl Report {
             out.push('\n');
         }
         out
-    }
-}
-
-fn n_units_words(n: usize) -> String {
-    if n == 1 {
-        "1 run".into()
-    } else {
-        format!("{n} folds or repeats")
     }
 }
 

@@ -48,6 +48,9 @@ pub struct DataConfig {
     pub lr_size: [usize; 2],
     /// Apply the paper's augmentation (colour jitter, flips, shift-scale-rotate) in training.
     pub augment: bool,
+    /// Crop every image, mask and FOV to the bounding box of its FOV mask when it is read, in
+    /// training and evaluation alike (the paper's PRIME-FP20 preprocessing; needs FOV masks).
+    pub crop_to_fov: bool,
     /// Data-loading worker threads (they prepare batches while the model trains).
     pub workers: usize,
     /// Batches prepared ahead of the model.
@@ -66,6 +69,7 @@ impl Default for DataConfig {
             select_on_test: false,
             lr_size: [256, 256],
             augment: true,
+            crop_to_fov: false,
             workers: 1,
             prefetch: 2,
         }

@@ -239,6 +239,43 @@ pub fn load_item(item: &Item, kind: MaskKind) -> Result<Decoded> {
     Ok((image, mask, fov))
 }
 
+/// [`load_item`], then with `crop_to_fov` the image, mask and FOV cropped to the bounding box
+/// of the FOV's non-zero pixels: the paper's preprocessing of PRIME-FP20, whose ultra-wide-field
+/// photographs are mostly outside the field of view (SPEC §3). An item without a FOV mask, or
+/// with an empty one, is an error naming the file.
+pub fn load_item_with(item: &Item, kind: MaskKind, crop_to_fov: bool) -> Result<Decoded> {
+    let (image, mask, fov) = load_item(item, kind)?;
+    if !crop_to_fov {
+        return Ok((image, mask, fov));
+    }
+    let bad = |reason: String| DataError::Invalid {
+        name: "data.crop_to_fov",
+        reason: format!("{}: {reason}", item.image.display()),
+    };
+    let fov = fov.ok_or_else(|| bad("no FOV mask to crop to".into()))?;
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for (x, y, p) in fov.enumerate_pixels() {
+        if p.0[0] != 0 {
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+        }
+    }
+    if x0 > x1 {
+        return Err(bad(format!(
+            "its FOV mask {} is empty",
+            item.fov
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string())
+        )));
+    }
+    let (w, h) = (x1 - x0 + 1, y1 - y0 + 1);
+    let crop = |g: &GrayImage| image::imageops::crop_imm(g, x0, y0, w, h).to_image();
+    Ok((
+        image::imageops::crop_imm(&image, x0, y0, w, h).to_image(),
+        crop(&mask),
+        Some(crop(&fov)),
+    ))
+}
+
 /// Makes LR/HR samples of a list of items, decoding each original once and keeping it in
 /// memory (decoding a 3504×2336 JPEG costs more than a training step's data work).
 pub struct ItemSource {
@@ -248,6 +285,7 @@ pub struct ItemSource {
     lr_size: [usize; 2],
     upscale: usize,
     augment: Option<Augment>,
+    crop_to_fov: bool,
 }
 
 impl ItemSource {
@@ -261,6 +299,7 @@ impl ItemSource {
             lr_size: config.data.lr_size,
             upscale: config.model.effective_upscale(),
             augment: augment.then(Augment::paper),
+            crop_to_fov: config.data.crop_to_fov,
         }
     }
 
@@ -284,7 +323,11 @@ impl ItemSource {
         if let Some(d) = self.cache[index].get() {
             return Ok(d.clone());
         }
-        let d = Arc::new(load_item(&self.items[index], self.kind)?);
+        let d = Arc::new(load_item_with(
+            &self.items[index],
+            self.kind,
+            self.crop_to_fov,
+        )?);
         Ok(self.cache[index].get_or_init(|| d).clone())
     }
 

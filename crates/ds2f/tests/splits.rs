@@ -1,6 +1,6 @@
-//! The configured split: a pattern that matches nothing is an error naming it; the
+//! The configured data: a pattern that matches nothing is an error naming it; the
 //! reference's k-fold protocol (select on the test images, schedule from the whole dataset)
-//! when asked for, and only then.
+//! when asked for, and only then; the FOV crop of PRIME-FP20.
 use ds2f::config::ExperimentConfig;
 use ds2f::dataset::{mask_kind, split};
 use ds2f::train::{RunFolder, Silent, train};
@@ -91,4 +91,48 @@ fn the_reference_protocol_selects_on_the_test_images_and_never_reaches_lr_zero()
     );
     // Reference: 7 training images, 3 steps an epoch; the last of 6 (i = 5) uses (1 − 4/10)^0.9.
     assert!(close(last_lr[1], init * 0.6f64.powf(0.9)), "{last_lr:?}");
+}
+
+#[test]
+fn crop_to_fov_cuts_image_mask_and_fov_to_the_fov_box() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let items = ds2f_data::synth::write_dataset(&data, 1, 96, 80, 2, "").unwrap();
+    let item = &items[0];
+    // A FOV whose box is columns 10..=69, rows 5..=44 (two separate blobs).
+    let mut fov = image::GrayImage::new(96, 80);
+    for (x, y) in [(10, 20), (69, 44), (30, 5), (31, 6)] {
+        fov.put_pixel(x, y, image::Luma([255]));
+    }
+    fov.save(item.fov.as_ref().unwrap()).unwrap();
+    let (image, mask, _) = ds2f::dataset::load_item(item, mask_kind(2)).unwrap();
+    let (ci, cm, cf) = ds2f::dataset::load_item_with(item, mask_kind(2), true).unwrap();
+    assert_eq!(ci.dimensions(), (60, 40));
+    assert_eq!(cm.dimensions(), (60, 40));
+    let cf = cf.unwrap();
+    assert_eq!(cf.dimensions(), (60, 40));
+    assert_eq!(ci.get_pixel(0, 0), image.get_pixel(10, 5));
+    assert_eq!(ci.get_pixel(59, 39), image.get_pixel(69, 44));
+    assert_eq!(cm.get_pixel(20, 15), mask.get_pixel(30, 20));
+    assert_ne!(cf.get_pixel(0, 15).0, [0], "inside the FOV");
+    // Off: untouched.
+    let (same, _, _) = ds2f::dataset::load_item_with(item, mask_kind(2), false).unwrap();
+    assert_eq!(same, image);
+    // No FOV, or an empty one: an error naming the key and the image.
+    let mut no_fov = item.clone();
+    no_fov.fov = None;
+    let e = ds2f::dataset::load_item_with(&no_fov, mask_kind(2), true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("data.crop_to_fov") && e.contains("no FOV mask"),
+        "{e}"
+    );
+    image::GrayImage::new(96, 80)
+        .save(item.fov.as_ref().unwrap())
+        .unwrap();
+    let e = ds2f::dataset::load_item_with(item, mask_kind(2), true)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is empty") && e.contains("000"), "{e}");
 }

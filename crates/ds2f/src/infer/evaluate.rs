@@ -8,7 +8,7 @@ use ds2f_data::layout::Item;
 use ds2f_metrics::{Evaluation, MetricsError, Summary};
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{load_item, mask_kind};
+use crate::dataset::{load_item_with, mask_kind};
 use crate::error::InferError;
 use crate::infer::Predictor;
 use crate::report::overlay::{mask_image, overlay};
@@ -18,6 +18,8 @@ use crate::report::overlay::{mask_image, overlay};
 pub struct EvalOptions {
     /// Write each prediction (`<name>.png`, 0/255 for binary) and overlay here.
     pub save_predictions: Option<PathBuf>,
+    /// Crop each item to its FOV's bounding box first (`data.crop_to_fov` of the run).
+    pub crop_to_fov: bool,
 }
 
 /// Metrics over the whole image and, where every image has a FOV mask, inside the FOV.
@@ -57,7 +59,7 @@ pub fn evaluate(
     }
     for (i, item) in items.iter().enumerate() {
         progress(i, items.len(), &item.name);
-        let (image, mask, fov) = load_item(item, kind)?;
+        let (image, mask, fov) = load_item_with(item, kind, options.crop_to_fov)?;
         let (w, h) = image.dimensions();
         let probs = predictor.probabilities(&image)?;
         let (labels, fg) = probs.at_size(w as usize, h as usize);
