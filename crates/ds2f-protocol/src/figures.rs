@@ -227,7 +227,7 @@ fn msg<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-/// Encodes `canvas` as PNG and writes it to `path` atomically: to `<path>.tmp` first, then
+/// Encodes `canvas` as PNG and writes it to `path` atomically: to a temporary file first, then
 /// renamed over `path`, so that a reader never sees half a file; the temporary file is removed
 /// on error.
 fn save(path: &Path, canvas: Canvas) -> Result<(), FigureError> {
@@ -732,10 +732,8 @@ mod tests {
         assert_eq!(image.dimensions(), size);
         let colours: HashSet<[u8; 3]> = image.pixels().map(|p| p.0).collect();
         assert!(colours.len() > 10, "{} colours only", colours.len());
-        assert!(
-            !crate::atomic::temp_path(path).exists(),
-            "temporary file left behind"
-        );
+        let left = crate::atomic::leftovers(path.parent().unwrap());
+        assert!(left.is_empty(), "temporary files left behind: {left:?}");
     }
 
     #[test]
@@ -980,6 +978,6 @@ mod tests {
             err.to_string().contains(&path.display().to_string()),
             "{err}"
         );
-        assert!(!crate::atomic::temp_path(&path).exists() && !path.exists());
+        assert!(crate::atomic::leftovers(path.parent().unwrap()).is_empty() && !path.exists());
     }
 }
