@@ -499,9 +499,7 @@ pub fn remove_stale_temps(dir: &Path) -> Result<Vec<PathBuf>> {
         else {
             continue;
         };
-        let alive = pid == std::process::id()
-            || !proc_fs
-            || Path::new("/proc").join(pid.to_string()).exists();
+        let alive = !proc_fs || process_alive(pid);
         if !alive && path.is_file() {
             fs::remove_file(&path).map_err(|error| DataError::Io {
                 path: path.clone(),
@@ -511,6 +509,12 @@ pub fn remove_stale_temps(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(removed)
+}
+
+/// Whether process `pid` of this machine is running (`/proc/<pid>` exists; this process
+/// always is). Only meaningful where `/proc` exists.
+pub fn process_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
 }
 
 #[cfg(test)]

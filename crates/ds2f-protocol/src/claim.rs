@@ -83,19 +83,20 @@ pub fn current(run_dir: &Path, stale_after: Duration) -> Option<(ClaimInfo, bool
 }
 
 fn is_stale(path: &Path, info: &ClaimInfo, stale_after: Duration) -> bool {
-    if info.host == host_name() && Path::new("/proc/self").exists() {
-        let alive = Path::new(&format!("/proc/{}", info.pid)).exists();
-        if !alive {
-            return true;
-        }
-        // Alive, but a recycled pid of another program does not touch the file.
+    if info.host == host_name()
+        && Path::new("/proc/self").exists()
+        && !ds2f_data::io::process_alive(info.pid)
+    {
+        return true;
     }
-    let age = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .unwrap_or_default();
-    age > stale_after
+    // A live pid may be a recycled one of another program, which does not touch the file.
+    age(path).is_some_and(|a| a > stale_after)
+}
+
+/// Time since `path` was last modified (its heartbeat).
+fn age(path: &Path) -> Option<Duration> {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    SystemTime::now().duration_since(modified).ok()
 }
 
 /// A held claim: the heartbeat runs until it is dropped, which removes the file.
@@ -175,11 +176,7 @@ pub fn try_claim(run_dir: &Path, stale_after: Duration) -> Result<Claimed, Proto
 }
 
 fn is_stale_unreadable(path: &Path, stale_after: Duration) -> bool {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .is_some_and(|age| age > stale_after.min(Duration::from_secs(60)))
+    age(path).is_some_and(|a| a > stale_after.min(Duration::from_secs(60)))
 }
 
 /// Moves a stale claim aside. Only one worker's rename succeeds; if what was moved is not

@@ -32,6 +32,9 @@ pub enum ProtocolError {
         /// The cause.
         message: String,
     },
+    /// A report file could not be written (the error names it).
+    #[error(transparent)]
+    Data(#[from] ds2f_data::DataError),
     /// A run folder's file has unexpected content.
     #[error("{}: {message}", path.display())]
     Corrupt {

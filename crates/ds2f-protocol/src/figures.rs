@@ -34,13 +34,13 @@ pub enum FigureError {
         /// The encoder's error.
         source: image::ImageError,
     },
-    /// The PNG could not be written or moved into place.
-    #[error("writing figure {}: {source}", path.display())]
+    /// The PNG could not be written or moved into place (the error names the file).
+    #[error("writing figure: {source}")]
     Write {
         /// The figure's file.
         path: PathBuf,
-        /// The file system's error.
-        source: std::io::Error,
+        /// The error of the atomic write.
+        source: ds2f_data::DataError,
     },
 }
 
@@ -248,7 +248,7 @@ fn save(path: &Path, canvas: Canvas) -> Result<(), FigureError> {
             path: path.to_owned(),
             source,
         })?;
-    crate::atomic::write(path, &bytes).map_err(|source| FigureError::Write {
+    ds2f_data::io::write_atomic(path, &bytes).map_err(|source| FigureError::Write {
         path: path.to_owned(),
         source,
     })
@@ -727,12 +727,23 @@ mod tests {
     }
 
     /// Decodes the PNG at `path`, checks its size and that it is not blank (many colours).
+    /// Temporary files of an atomic write left in `dir` (there must be none).
+    fn leftovers(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect()
+    }
+
     fn check_png(path: &Path, size: (u32, u32)) {
         let image = image::open(path).unwrap().to_rgb8();
         assert_eq!(image.dimensions(), size);
         let colours: HashSet<[u8; 3]> = image.pixels().map(|p| p.0).collect();
         assert!(colours.len() > 10, "{} colours only", colours.len());
-        let left = crate::atomic::leftovers(path.parent().unwrap());
+        let left = leftovers(path.parent().unwrap());
         assert!(left.is_empty(), "temporary files left behind: {left:?}");
     }
 
@@ -978,6 +989,6 @@ mod tests {
             err.to_string().contains(&path.display().to_string()),
             "{err}"
         );
-        assert!(crate::atomic::leftovers(path.parent().unwrap()).is_empty() && !path.exists());
+        assert!(leftovers(path.parent().unwrap()).is_empty() && !path.exists());
     }
 }

@@ -2,7 +2,6 @@
 //! figures) as plain Rust, without a tensor library: everything here works on file names,
 //! numbers and run folders, so that it can be tested against scikit-learn and scipy directly
 //! and reused to score any tool's runs.
-mod atomic;
 pub mod claim;
 pub mod error;
 pub mod experiment;

@@ -151,7 +151,8 @@ fn rate_series(file: &ExperimentFile, built: &report::Report) -> Option<Vec<Rate
     (rates.len() > 1).then_some(series)
 }
 
-/// Writes `bytes` to `path` atomically (see [`crate::atomic`]), naming `path` in the error.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ProtocolError> {
-    crate::atomic::write(path, bytes).map_err(|e| ProtocolError::io(path, e))
+/// Writes `bytes` to `path` atomically (`ds2f_data::io::write_atomic`: a temporary name unique
+/// to the process and the write, since several workers may rewrite the tables at once).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ProtocolError> {
+    Ok(ds2f_data::io::write_atomic(path, bytes)?)
 }

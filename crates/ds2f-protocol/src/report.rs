@@ -347,17 +347,17 @@ pub fn build(file: &ExperimentFile, plan: &[RunSpec], results: &[RunResult]) -> 
             let mine = image_means(&runs, metric);
             let theirs = image_means(&base_runs, metric);
             let values: Vec<f64> = mine.values().copied().collect();
-            let test = (!is_base).then(|| paired_images(&mine, &theirs)).flatten();
+            let paired = (!is_base).then(|| paired_images(&mine, &theirs)).flatten();
+            if metric == test_metric {
+                row.better_on = paired.map(|(_, better)| better);
+            }
             row.images.insert(
                 metric.name().into(),
                 Cell {
                     stats: MeanStd::from_values(&values).into(),
-                    test: test.map(|(t, _)| t),
+                    test: paired.map(|(t, _)| t),
                 },
             );
-            if metric == test_metric && !is_base {
-                row.better_on = paired_images(&mine, &theirs).map(|(_, better)| better);
-            }
         }
         rows.push(row);
     }
