@@ -443,3 +443,51 @@ fn fa_batch_of_two_matches_pytorch() {
         "fa dsrl b2",
     );
 }
+
+#[test]
+fn cross_entropy_and_focal_ignore_label_255() {
+    let device = Device::flex();
+    let (logits, target) = batch_inputs(&device);
+    // numpy, the definition of torch's `F.cross_entropy(x, y, weight, ignore_index=255)` (torch
+    // was not installable on the machine that made these):
+    // k = np.arange(2*3*15*13, dtype=np.float32)
+    // x = (np.float32(1.5)*np.sin(np.float32(0.11)*k + np.float32(0.3))).reshape(2,3,15,13)
+    // x = x.astype(np.float64); i = np.arange(2*15*13); v = (7*i) % 11
+    // y = np.where(v == 10, 255, v % 3).reshape(2,15,13)
+    // logp = x - np.log(np.exp(x).sum(1, keepdims=True)); valid = y != 255
+    // ys = np.where(valid, y, 0); nll = -np.take_along_axis(logp, ys[:,None], 1)[:,0]
+    // nll[valid].mean()                                  -> 1.5500500221427926
+    // w = np.array([0.2, 1.0, 3.0]); wp = w[ys]
+    // (nll*wp)[valid].sum() / wp[valid].sum()            -> 1.5281556157914369
+    // pt = np.exp(-nll); (0.25*(1-pt)**2*nll)[valid].mean() -> 0.282898271035551
+    let ce = scalar(CrossEntropy::default().forward(logits.clone(), target.clone()));
+    assert_rel(ce, 1.5500500221427926, 1e-5, "ce, ignore 255");
+    let weighted = CrossEntropy {
+        weights: Some(vec![0.2, 1.0, 3.0]),
+    };
+    let ce_w = scalar(weighted.forward(logits.clone(), target.clone()));
+    assert_rel(ce_w, 1.5281556157914369, 1e-5, "weighted ce, ignore 255");
+    let focal = scalar(FocalLoss::default().forward(logits.clone(), target.clone()));
+    assert_rel(focal, 0.282898271035551, 1e-5, "focal, ignore 255");
+    // Ignored pixels get no gradient; labelled ones do.
+    let ad = Device::flex().autodiff();
+    let x = Tensor::<4>::from_data(logits.into_data(), &ad).require_grad();
+    let t = Tensor::<3, Int>::from_data(target.to_data(), &ad);
+    let grads = CrossEntropy::default().forward(x.clone(), t).backward();
+    let g: Vec<f32> = x.grad(&grads).expect("a gradient").into_data().iter::<f32>().collect();
+    let labels: Vec<i64> = target.into_data().iter::<i64>().collect();
+    let (c, hw) = (3, 15 * 13);
+    for (p, &label) in labels.iter().enumerate() {
+        let (b, q) = (p / hw, p % hw);
+        let at = |ch: usize| g[(b * c + ch) * hw + q];
+        if label == 255 {
+            assert!((0..c).all(|ch| at(ch) == 0.0), "ignored pixel {p} has a gradient");
+        } else {
+            assert!((0..c).any(|ch| at(ch) != 0.0), "labelled pixel {p} has none");
+        }
+    }
+    // A batch with nothing labelled gives 0, not NaN.
+    let all_ignored = Tensor::<3, Int>::full([2, 15, 13], 255, &device);
+    let (logits, _) = batch_inputs(&device);
+    assert_eq!(scalar(CrossEntropy::default().forward(logits, all_ignored)), 0.0);
+}

@@ -5,6 +5,8 @@
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
+use super::valid_mask;
+
 /// Softmax focal loss with a scalar α, mean over pixels.
 #[derive(Debug, Clone, Copy)]
 pub struct FocalLoss {
@@ -26,12 +28,18 @@ impl Default for FocalLoss {
 impl FocalLoss {
     /// # Shapes
     /// - `logits`: `[n, C, h, w]`
-    /// - `target`: `[n, h, w]` class indices in `0..C`
-    /// - output: `[1]` the mean loss
+    /// - `target`: `[n, h, w]` class indices; a label outside `0..C` (e.g. 255) is ignored
+    /// - output: `[1]` the mean loss over the pixels that are not ignored (0 if none is)
     pub fn forward(&self, logits: Tensor<4>, target: Tensor<3, Int>) -> Tensor<1> {
-        let [n, _, h, w] = logits.dims();
+        let [n, c, h, w] = logits.dims();
         assert_eq!(target.dims(), [n, h, w], "focal: target shape");
-        let log_pt = log_softmax(logits, 1).gather(1, target.reshape([n, 1, h, w])); // [n, 1, h, w]
+        let dtype = logits.dtype();
+        let valid = valid_mask(target.clone(), c); // [n, 1, h, w] 1 = labelled
+        let index = target
+            .mul(valid.clone().int().reshape([n, h, w])) // ignored → class 0, masked below
+            .reshape([n, 1, h, w]);
+        let valid = valid.cast(dtype);
+        let log_pt = log_softmax(logits, 1).gather(1, index); // [n, 1, h, w]
         let focal = if self.gamma == 0.0 {
             log_pt // (1 − p_t)⁰ = 1; skipping it keeps the gradient finite at p_t = 1
         } else {
@@ -44,6 +52,10 @@ impl FocalLoss {
                 .powf_scalar(self.gamma);
             modulating.mul(log_pt)
         };
-        focal.mul_scalar(-self.alpha).mean()
+        focal
+            .mul(valid.clone())
+            .sum()
+            .mul_scalar(-self.alpha)
+            .div(valid.sum().clamp_min(1.0))
     }
 }
