@@ -490,6 +490,80 @@ mod tests {
     }
 
     #[test]
+    fn add_labels_skips_only_the_ignore_label() {
+        let truth = [0u8, 1, 255, 2, 1, 255, 0];
+        let pred = [0u8, 2, 1, 2, 1, 0, 1];
+        let region = [true, true, true, true, false, true, true];
+        let mut cm = ConfusionMatrix::new(3);
+        cm.add_labels(&truth, &pred, Some(&region), Some(255))
+            .unwrap();
+        // Counted: (0,0) (1,2) (2,2) (0,1); pixel 4 outside, 2 and 5 ignored.
+        assert_eq!(cm.rows(), vec![vec![1, 1, 0], vec![0, 0, 1], vec![0, 0, 1]]);
+        // Without a region the same plus (1,1); equal to the lenient `add` here.
+        let mut all = ConfusionMatrix::new(3);
+        all.add_labels(&truth, &pred, None, Some(255)).unwrap();
+        let mut lenient = ConfusionMatrix::new(3);
+        lenient.add(&truth, &pred).unwrap();
+        assert_eq!(all, lenient);
+        assert_eq!(all.total(), 5);
+        // An ignore label inside the class range drops that class from the truth side.
+        let mut no_zero = ConfusionMatrix::new(3);
+        no_zero
+            .add_labels(&[0, 1, 2], &[1, 1, 0], None, Some(0))
+            .unwrap();
+        assert_eq!(
+            no_zero.rows(),
+            vec![vec![0, 0, 0], vec![0, 1, 0], vec![1, 0, 0]]
+        );
+
+        let before = cm.clone();
+        let cases = [
+            (
+                cm.add_labels(&[0, 7], &[0, 0], None, Some(255)),
+                MetricsError::TruthOutOfRange {
+                    index: 1,
+                    value: 7,
+                    num_classes: 3,
+                    ignore_label: Some(255),
+                },
+            ),
+            (
+                cm.add_labels(&[0, 255], &[0, 0], None, None),
+                MetricsError::TruthOutOfRange {
+                    index: 1,
+                    value: 255,
+                    num_classes: 3,
+                    ignore_label: None,
+                },
+            ),
+            (
+                cm.add_labels(&[255, 0], &[3, 0], None, Some(255)),
+                MetricsError::PredictionOutOfRange {
+                    index: 0,
+                    value: 3,
+                    num_classes: 3,
+                },
+            ),
+            (
+                cm.add_labels(&[0, 0], &[0, 0], Some(&[true]), Some(255)),
+                MetricsError::LengthMismatch {
+                    what: "region",
+                    expected: 2,
+                    actual: 1,
+                },
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, Err(want));
+        }
+        assert_eq!(cm, before);
+        // Nothing outside the region is looked at.
+        cm.add_labels(&[9, 0], &[9, 0], Some(&[false, true]), None)
+            .unwrap();
+        assert_eq!(cm.get(0, 0), 2);
+    }
+
+    #[test]
     #[should_panic(expected = "2..=256 classes")]
     fn one_class_panics() {
         let _ = ConfusionMatrix::new(1);

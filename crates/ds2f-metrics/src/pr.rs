@@ -181,3 +181,75 @@ impl PrAccumulator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::average_precision::{average_precision, pr_auc_trapezoid};
+
+    #[test]
+    fn exact_matches_free_functions_and_merges() {
+        // The tie example of `average_precision`: AP 5/6, trapezoid 11/12; a NaN is skipped.
+        let scores = [0.9f32, 0.5, f32::NAN, 0.5, 0.1];
+        let labels = [true, true, true, false, false];
+        let mut whole = ExactPr::new();
+        whole.add(&scores, &labels).unwrap();
+        assert_eq!((whole.num_positives(), whole.num_negatives()), (2, 2));
+        let (ap, trap) = whole.summaries();
+        assert!((ap - 5.0 / 6.0).abs() < 1e-15 && (trap - 11.0 / 12.0).abs() < 1e-15);
+        assert_eq!(ap, average_precision(&scores, &labels));
+        assert_eq!(trap, pr_auc_trapezoid(&scores, &labels));
+        assert_eq!(whole.curve().len(), 3);
+
+        let mut a = PrAccumulator::new(PrMode::Exact);
+        let mut b = PrAccumulator::new(PrMode::Exact);
+        for (i, (&s, &l)) in scores.iter().zip(&labels).enumerate() {
+            if i < 2 { a.push(s, l) } else { b.push(s, l) }
+        }
+        a.merge(&b).unwrap();
+        assert_eq!(a.summaries(), (ap, trap));
+        assert_eq!(a.mode(), PrMode::Exact);
+        assert_eq!(
+            ExactPr::new().add(&[0.1], &[]),
+            Err(MetricsError::LengthMismatch {
+                what: "labels",
+                expected: 1,
+                actual: 0
+            })
+        );
+    }
+
+    #[test]
+    fn histogram_accumulator_and_mode_mismatch() {
+        // Bin centres of 10 bins: the histogram is exact.
+        let scores = [0.95f32, 0.55, 0.55, 0.15];
+        let labels = [true, true, false, false];
+        let mut h = PrAccumulator::new(PrMode::Histogram { bins: 10 });
+        for (&s, &l) in scores.iter().zip(&labels) {
+            h.push(s, l);
+        }
+        assert_eq!(h.mode(), PrMode::Histogram { bins: 10 });
+        assert_eq!(
+            h.summaries(),
+            (
+                average_precision(&scores, &labels),
+                pr_auc_trapezoid(&scores, &labels)
+            )
+        );
+        assert_eq!((h.num_positives(), h.num_negatives()), (2, 2));
+        let before = h.clone();
+        assert_eq!(
+            h.merge(&PrAccumulator::new(PrMode::Exact)),
+            Err(MetricsError::ConfigMismatch { what: "pr_mode" })
+        );
+        assert_eq!(
+            h.merge(&PrAccumulator::new(PrMode::Histogram { bins: 4 })),
+            Err(MetricsError::BinCountMismatch {
+                expected: 10,
+                actual: 4
+            })
+        );
+        assert_eq!(h, before);
+        assert_eq!(PrMode::default(), PrMode::Histogram { bins: DEFAULT_BINS });
+    }
+}
