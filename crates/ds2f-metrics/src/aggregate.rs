@@ -5,15 +5,18 @@
 //! keeps that pooled state plus the per-image results, so that a [`Summary`] can give both
 //! the pooled scores and the per-image mean ± sample standard deviation.
 //!
-//! The reported scalar follows the reference scripts: binary (`C == 2`) → class 1;
-//! multi-class → `nanmean` over the foreground classes `1..C−1` (background excluded). Both
-//! are `Scores::nanmean(&pooled[1..])`.
+//! The reported scalars follow the reference scripts, chosen by [`ClassMean`]: binary
+//! (`C == 2`) → class 1; lesions → `nanmean` over the foreground classes `1..C−1` (background
+//! excluded); both are [`ClassMean::Foreground`]. Cityscapes → `nanmean` over all classes
+//! ([`ClassMean::All`]). Pixels whose truth is the ignore label (default 255) count nowhere.
 
 use serde::{Deserialize, Serialize};
 
-use crate::confusion::{ConfusionMatrix, Counts};
+use crate::classes::ClassMean;
+use crate::confusion::{ConfusionMatrix, Counts, DEFAULT_IGNORE_LABEL, MAX_CLASSES};
 use crate::error::{MetricsError, check_len};
-use crate::histogram::{DEFAULT_BINS, PrHistogram};
+use crate::histogram::DEFAULT_BINS;
+use crate::pr::{PrAccumulator, PrMode};
 use crate::scores::{Metric, Scores, nanmean};
 
 /// The result of one image.
@@ -109,11 +112,11 @@ impl ScoresStats {
     }
 }
 
-/// Pooled PR-AUC of one foreground class (one-vs-rest: positives are pixels whose truth is
+/// Pooled PR-AUC of one averaged class (one-vs-rest: positives are pixels whose truth is
 /// the class, scored by that class's probability).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PrAuc {
-    /// The class (`1..C`).
+    /// The class (`1..C` with [`ClassMean::Foreground`], `0..C` with [`ClassMean::All`]).
     pub class: usize,
     /// Number of positive pixels.
     pub positives: u64,
@@ -129,12 +132,25 @@ pub struct PrAuc {
 }
 
 /// Everything an evaluation produces; round-trips through JSON (`NaN` ↔ `null`).
+///
+/// Summaries written before the multi-class settings existed read back with their defaults
+/// (foreground mean, ignore label 255, no class names), which is what they were computed with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Number of classes `C`.
     pub num_classes: usize,
     /// Number of images added.
     pub num_images: usize,
+    /// Which classes the `reported*` scalars average.
+    #[serde(default)]
+    pub class_mean: ClassMean,
+    /// Ground-truth value that was skipped (`None`: none was).
+    #[serde(default = "default_ignore_label")]
+    pub ignore_label: Option<u8>,
+    /// Class names (index = class), or empty when none were given; see
+    /// [`class_name`](Self::class_name).
+    #[serde(default)]
+    pub class_names: Vec<String>,
     /// Pooled confusion matrix, `confusion_matrix[true][pred]`.
     pub confusion_matrix: Vec<Vec<u64>>,
     /// Pooled one-vs-rest counts per class (index = class).
@@ -143,39 +159,127 @@ pub struct Summary {
     pub pooled: Vec<Scores>,
     /// Per-image mean ± sample std per class (index = class), `NaN` values skipped.
     pub per_image: Vec<ScoresStats>,
-    /// Pooled PR-AUC per foreground class `1..C` (ascending); empty when no probabilities
-    /// were given.
+    /// Pooled PR-AUC per averaged class (see [`ClassMean::classes`]), ascending; empty when no
+    /// probabilities were given.
     pub pr_auc: Vec<PrAuc>,
-    /// The scalar scores the paper reports: `nanmean` of `pooled` over classes `1..C`
-    /// (binary: class 1 itself).
+    /// The scalar scores the paper reports: `nanmean` of `pooled` over the averaged classes
+    /// (foreground: `1..C`, binary: class 1 itself; all: `0..C`).
     pub reported: Scores,
-    /// `nanmean` of the pooled average precision over classes `1..C`; `NaN` without
+    /// `nanmean` of the pooled average precision over the averaged classes; `NaN` without
     /// probabilities.
     #[serde(with = "crate::serde_nan")]
     pub reported_average_precision: f64,
-    /// `nanmean` of the pooled trapezoidal PR-AUC over classes `1..C` (the paper's mAUC for
-    /// `C > 2`); `NaN` without probabilities.
+    /// `nanmean` of the pooled trapezoidal PR-AUC over the averaged classes (the paper's mAUC
+    /// for lesions); `NaN` without probabilities.
     #[serde(with = "crate::serde_nan")]
     pub reported_pr_auc: f64,
     /// Per-image results, in the order added.
     pub images: Vec<ImageResult>,
 }
 
-/// Accumulates a test set image by image: the pooled confusion matrix, pooled PR histograms
-/// (when probabilities are given) and per-image results.
+fn default_ignore_label() -> Option<u8> {
+    Some(DEFAULT_IGNORE_LABEL)
+}
+
+/// One class of a [`Summary`], gathered for a per-class table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassRow<'a> {
+    /// The class index.
+    pub class: usize,
+    /// Its name, if names were given.
+    pub name: Option<&'a str>,
+    /// Whether the class enters the `reported*` scalars.
+    pub averaged: bool,
+    /// Pooled one-vs-rest counts.
+    pub counts: Counts,
+    /// Pooled scores.
+    pub pooled: Scores,
+    /// Per-image mean ± std.
+    pub per_image: ScoresStats,
+    /// Pooled PR-AUC (averaged classes with probabilities only).
+    pub pr_auc: Option<PrAuc>,
+}
+
+impl Summary {
+    /// The name of `class`: the given name, else `"class {class}"`.
+    pub fn class_name(&self, class: usize) -> String {
+        self.class_names
+            .get(class)
+            .cloned()
+            .unwrap_or_else(|| format!("class {class}"))
+    }
+
+    /// One row per class `0..C`, for per-class tables.
+    pub fn class_rows(&self) -> Vec<ClassRow<'_>> {
+        (0..self.num_classes)
+            .map(|k| ClassRow {
+                class: k,
+                name: self.class_names.get(k).map(String::as_str),
+                averaged: self.class_mean.includes(k, self.num_classes),
+                counts: self.pooled_counts[k],
+                pooled: self.pooled[k],
+                per_image: self.per_image[k],
+                pr_auc: self.pr_auc.iter().find(|p| p.class == k).copied(),
+            })
+            .collect()
+    }
+
+    /// An image's headline scores: its per-class scores averaged by [`Self::class_mean`].
+    pub fn image_reported(&self, image: &ImageResult) -> Scores {
+        self.class_mean.mean_scores(&image.scores)
+    }
+
+    /// Mean ± sample std over images of [`image_reported`](Self::image_reported) (images whose
+    /// value is `NaN` skipped per metric).
+    pub fn per_image_reported(&self) -> ScoresStats {
+        let scores: Vec<Scores> = self.images.iter().map(|i| self.image_reported(i)).collect();
+        ScoresStats::from_scores(&scores)
+    }
+}
+
+/// The settings of an [`Evaluation`]. `Default`: foreground mean, ignore label 255, no class
+/// names, histograms of [`DEFAULT_BINS`] bins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvaluationConfig {
+    /// Which classes the headline scalars average.
+    pub class_mean: ClassMean,
+    /// Ground-truth value to skip everywhere (confusion matrix, per-image scores, PR curves);
+    /// `None`: every truth must be a class.
+    pub ignore_label: Option<u8>,
+    /// One name per class (index = class), or empty.
+    pub class_names: Vec<String>,
+    /// How the pooled PR curves are accumulated.
+    pub pr_mode: PrMode,
+}
+
+impl Default for EvaluationConfig {
+    fn default() -> Self {
+        Self {
+            class_mean: ClassMean::Foreground,
+            ignore_label: Some(DEFAULT_IGNORE_LABEL),
+            class_names: Vec::new(),
+            pr_mode: PrMode::default(),
+        }
+    }
+}
+
+/// Accumulates a test set image by image: the pooled confusion matrix, pooled PR curves of the
+/// averaged classes (when probabilities are given) and per-image results.
 #[derive(Debug, Clone)]
 pub struct Evaluation {
     pooled: ConfusionMatrix,
-    num_bins: usize,
-    /// One histogram per foreground class `1..C`; empty until probabilities are seen.
-    histograms: Vec<PrHistogram>,
+    config: EvaluationConfig,
+    /// One accumulator per averaged class (`config.class_mean.classes(C)`, in order); empty
+    /// until probabilities are seen.
+    curves: Vec<PrAccumulator>,
     /// Whether the images added so far came with probabilities (`None` before the first).
     with_probs: Option<bool>,
     images: Vec<ImageResult>,
 }
 
 impl Evaluation {
-    /// An empty evaluation for `num_classes` classes, PR histograms of [`DEFAULT_BINS`] bins.
+    /// An empty evaluation for `num_classes` classes with the default settings
+    /// ([`EvaluationConfig::default`]).
     ///
     /// # Panics
     /// If `num_classes` is outside `2..=256`.
@@ -188,19 +292,49 @@ impl Evaluation {
     /// # Panics
     /// If `num_classes` is outside `2..=256` or `num_bins == 0`.
     pub fn with_bins(num_classes: usize, num_bins: usize) -> Self {
-        assert!(num_bins > 0, "PrHistogram needs at least one bin");
-        Self {
+        let config = EvaluationConfig {
+            pr_mode: PrMode::Histogram { bins: num_bins },
+            ..EvaluationConfig::default()
+        };
+        Self::with_config(num_classes, config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// An empty evaluation with the given settings.
+    ///
+    /// # Errors
+    /// [`MetricsError::ClassCount`] unless `2 <= num_classes <= 256`,
+    /// [`MetricsError::ZeroBins`] for a histogram of 0 bins, [`MetricsError::ClassNames`]
+    /// when names are given but not one per class.
+    pub fn with_config(num_classes: usize, config: EvaluationConfig) -> Result<Self, MetricsError> {
+        if !(2..=MAX_CLASSES).contains(&num_classes) {
+            return Err(MetricsError::ClassCount { num_classes });
+        }
+        if config.pr_mode == (PrMode::Histogram { bins: 0 }) {
+            return Err(MetricsError::ZeroBins);
+        }
+        if !config.class_names.is_empty() && config.class_names.len() != num_classes {
+            return Err(MetricsError::ClassNames {
+                expected: num_classes,
+                actual: config.class_names.len(),
+            });
+        }
+        Ok(Self {
             pooled: ConfusionMatrix::new(num_classes),
-            num_bins,
-            histograms: Vec::new(),
+            config,
+            curves: Vec::new(),
             with_probs: None,
             images: Vec::new(),
-        }
+        })
     }
 
     /// Number of classes `C`.
     pub fn num_classes(&self) -> usize {
         self.pooled.num_classes()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EvaluationConfig {
+        &self.config
     }
 
     /// The pooled confusion matrix so far.
@@ -213,23 +347,32 @@ impl Evaluation {
         &self.images
     }
 
-    /// Pooled PR histograms of the foreground classes `1..C` (index `k` is class `k + 1`);
-    /// empty when no probabilities were given.
-    pub fn histograms(&self) -> &[PrHistogram] {
-        &self.histograms
+    /// The pooled PR accumulator of `class`: `None` for a class that is not averaged, or
+    /// before any probabilities were given.
+    pub fn pr_curve(&self, class: usize) -> Option<&PrAccumulator> {
+        let classes = self.config.class_mean.classes(self.num_classes());
+        if !classes.contains(&class) {
+            return None;
+        }
+        self.curves.get(class - classes.start)
     }
 
     /// Adds one image of `N` pixels.
     ///
-    /// * `truth`, `pred`: class per pixel (`N` each). Truth values `>= C` are ignored (in the
-    ///   confusion matrix and in the PR curves); predictions must be `< C`.
-    /// * `probs`: per-pixel class probabilities, for the pooled PR-AUC. Two layouts:
-    ///   - length `N`, only when `C == 2`: the probability of class 1;
-    ///   - length `C·N`, class-major planes (like a `[C, H, W]` softmax tensor): the
-    ///     probability of class `c` at pixel `i` is `probs[c·N + i]`; the class-0 plane is
-    ///     not used.
+    /// * `truth`, `pred`: class per pixel (`N` each). Truth pixels equal to the ignore label are
+    ///   skipped everywhere (confusion matrix, this image's scores, PR curves); any other truth
+    ///   must be `< C`, and every prediction `< C`.
+    /// * `probs`: per-pixel class probabilities (e.g. softmax outputs), for the pooled PR-AUC
+    ///   of each averaged class (one-vs-rest: class `c`'s pixels are positive, scored by the
+    ///   probability of `c`). Class-major planes, like a `[C, H, W]` tensor flattened, plane
+    ///   `c` holding class `c` at every pixel:
+    ///   - length `C·N`: every class, `probs[c·N + i]` is `P(class c)` at pixel `i`;
+    ///   - length `(C−1)·N`, only when the background is not averaged
+    ///     ([`ClassMean::Foreground`]): classes `1..C` only, `probs[(c−1)·N + i]`. For
+    ///     `C = 2` this is the binary layout: `probs[i]` is `P(class 1)`.
     ///
-    ///   Give probabilities for every image or for none.
+    ///   Planes of classes that are not averaged are not read. Give probabilities for every
+    ///   image or for none.
     /// * `region`: if given (`N`), only pixels where it is true count (e.g. the field of view),
     ///   for the scores and the PR curves alike.
     ///
@@ -237,8 +380,8 @@ impl Evaluation {
     ///
     /// # Errors
     /// A [`MetricsError`] for mismatched lengths, an unsupported probability layout, a
-    /// prediction `>= C`, or probabilities given for some images but not others. On error
-    /// nothing is added.
+    /// prediction `>= C`, a truth `>= C` that is not the ignore label, or probabilities given
+    /// for some images but not others. On error nothing is added.
     pub fn add_image(
         &mut self,
         name: impl Into<String>,
@@ -250,44 +393,43 @@ impl Evaluation {
         let name = name.into();
         let n = truth.len();
         let c = self.num_classes();
+        let classes = self.config.class_mean.classes(c);
         check_len("pred", n, pred.len())?;
         if let Some(region) = region {
             check_len("region", n, region.len())?;
         }
-        if let Some(probs) = probs {
-            let binary = c == 2 && probs.len() == n;
-            if !binary && probs.len() != c * n {
+        // Index of class 0's plane in `probs`: 0 with every plane, -1 without the background.
+        let first_plane = match probs {
+            None => None,
+            Some(p) if p.len() == c * n => Some(0),
+            Some(p) if p.len() == (c - 1) * n && classes.start >= 1 => Some(1),
+            Some(p) => {
                 return Err(MetricsError::ProbabilityLayout {
-                    len: probs.len(),
+                    len: p.len(),
                     pixels: n,
                     num_classes: c,
                 });
             }
-        }
+        };
         if self.with_probs.is_some_and(|w| w != probs.is_some()) {
             return Err(MetricsError::InconsistentProbabilities { image: name });
         }
 
         let mut cm = ConfusionMatrix::new(c);
-        match region {
-            Some(region) => cm.add_masked(truth, pred, region)?,
-            None => cm.add(truth, pred)?,
-        }
+        cm.add_labels(truth, pred, region, self.config.ignore_label)?;
         // Nothing below can fail: commit.
         self.pooled.merge(&cm)?;
         self.with_probs = Some(probs.is_some());
-        if let Some(probs) = probs {
-            if self.histograms.is_empty() {
-                self.histograms = (1..c).map(|_| PrHistogram::new(self.num_bins)).collect();
+        if let (Some(probs), Some(first_plane)) = (probs, first_plane) {
+            if self.curves.is_empty() {
+                self.curves = classes
+                    .clone()
+                    .map(|_| PrAccumulator::new(self.config.pr_mode))
+                    .collect();
             }
-            for (k, hist) in self.histograms.iter_mut().enumerate() {
-                let class = k + 1;
-                let plane = if probs.len() == n {
-                    probs
-                } else {
-                    &probs[class * n..(class + 1) * n]
-                };
-                add_class_pixels(hist, class, c, truth, plane, region);
+            for (curve, class) in self.curves.iter_mut().zip(classes) {
+                let plane = &probs[(class - first_plane) * n..(class - first_plane + 1) * n];
+                add_class_pixels(curve, class, truth, plane, region, self.config.ignore_label);
             }
         }
         self.images.push(ImageResult {
@@ -302,7 +444,8 @@ impl Evaluation {
     /// appended after the ones of `self`.
     ///
     /// # Errors
-    /// If the class or bin counts differ, or only one of the two saw probabilities. On error
+    /// If the class counts or settings differ ([`MetricsError::BinCountMismatch`] for
+    /// histograms of different sizes), or only one of the two saw probabilities. On error
     /// `self` is unchanged.
     pub fn merge(&mut self, other: Evaluation) -> Result<(), MetricsError> {
         if other.num_classes() != self.num_classes() {
@@ -311,11 +454,24 @@ impl Evaluation {
                 actual: other.num_classes(),
             });
         }
-        if other.num_bins != self.num_bins {
+        let (a, b) = (&self.config, &other.config);
+        if let (PrMode::Histogram { bins: x }, PrMode::Histogram { bins: y }) =
+            (a.pr_mode, b.pr_mode)
+            && x != y
+        {
             return Err(MetricsError::BinCountMismatch {
-                expected: self.num_bins,
-                actual: other.num_bins,
+                expected: x,
+                actual: y,
             });
+        }
+        let differs = [
+            ("class_mean", a.class_mean != b.class_mean),
+            ("ignore_label", a.ignore_label != b.ignore_label),
+            ("class_names", a.class_names != b.class_names),
+            ("pr_mode", a.pr_mode != b.pr_mode),
+        ];
+        if let Some((what, _)) = differs.into_iter().find(|(_, d)| *d) {
+            return Err(MetricsError::ConfigMismatch { what });
         }
         if let (Some(a), Some(b)) = (self.with_probs, other.with_probs)
             && a != b
@@ -326,11 +482,12 @@ impl Evaluation {
                 .map_or_else(String::new, |r| r.name.clone());
             return Err(MetricsError::InconsistentProbabilities { image });
         }
+        // Same settings: the merges below cannot fail.
         self.pooled.merge(&other.pooled)?;
-        if self.histograms.is_empty() {
-            self.histograms = other.histograms;
+        if self.curves.is_empty() {
+            self.curves = other.curves;
         } else {
-            for (a, b) in self.histograms.iter_mut().zip(&other.histograms) {
+            for (a, b) in self.curves.iter_mut().zip(&other.curves) {
                 a.merge(b)?;
             }
         }
@@ -342,6 +499,7 @@ impl Evaluation {
     /// Summarises the pooled and per-image results.
     pub fn summary(&self) -> Summary {
         let c = self.num_classes();
+        let mean = self.config.class_mean;
         let pooled = self.pooled.all_scores();
         let per_image = (0..c)
             .map(|k| {
@@ -350,23 +508,29 @@ impl Evaluation {
             })
             .collect();
         let pr_auc: Vec<PrAuc> = self
-            .histograms
+            .curves
             .iter()
-            .enumerate()
-            .map(|(k, h)| PrAuc {
-                class: k + 1,
-                positives: h.num_positives(),
-                negatives: h.num_negatives(),
-                average_precision: h.average_precision(),
-                trapezoid: h.pr_auc_trapezoid(),
+            .zip(mean.classes(c))
+            .map(|(curve, class)| {
+                let (average_precision, trapezoid) = curve.summaries();
+                PrAuc {
+                    class,
+                    positives: curve.num_positives(),
+                    negatives: curve.num_negatives(),
+                    average_precision,
+                    trapezoid,
+                }
             })
             .collect();
         Summary {
             num_classes: c,
             num_images: self.images.len(),
+            class_mean: mean,
+            ignore_label: self.config.ignore_label,
+            class_names: self.config.class_names.clone(),
             confusion_matrix: self.pooled.rows(),
             pooled_counts: (0..c).map(|k| self.pooled.counts(k)).collect(),
-            reported: Scores::nanmean(&pooled[1..]),
+            reported: mean.mean_scores(&pooled),
             pooled,
             per_image,
             reported_average_precision: nanmean(pr_auc.iter().map(|p| p.average_precision)),
@@ -377,29 +541,30 @@ impl Evaluation {
     }
 }
 
-/// Adds the pixels of one foreground class to its PR histogram: positive where the truth is
-/// `class`, pixels with truth `>= num_classes` or outside the region skipped.
+/// Adds the pixels of one class to its PR accumulator: positive where the truth is `class`;
+/// pixels whose truth is the ignore label, or outside the region, skipped. The truth was
+/// checked by the confusion matrix before.
 fn add_class_pixels(
-    hist: &mut PrHistogram,
+    curve: &mut PrAccumulator,
     class: usize,
-    num_classes: usize,
     truth: &[u8],
     plane: &[f32],
     region: Option<&[bool]>,
+    ignore_label: Option<u8>,
 ) {
-    let keep = |t: u8| usize::from(t) < num_classes;
+    let keep = |t: u8| Some(t) != ignore_label;
     match region {
         Some(region) => {
             for ((&t, &p), &inside) in truth.iter().zip(plane).zip(region) {
                 if inside && keep(t) {
-                    hist.push(p, usize::from(t) == class);
+                    curve.push(p, usize::from(t) == class);
                 }
             }
         }
         None => {
             for (&t, &p) in truth.iter().zip(plane) {
                 if keep(t) {
-                    hist.push(p, usize::from(t) == class);
+                    curve.push(p, usize::from(t) == class);
                 }
             }
         }

@@ -107,6 +107,13 @@ fn tie_groups(pairs: &[(f32, bool)]) -> impl Iterator<Item = (f64, u64, u64)> + 
     })
 }
 
+/// `(average precision, trapezoidal area)` of unsorted pairs, with a single sort.
+pub(crate) fn exact_summaries(scores: &[f32], labels: &[bool]) -> (f64, f64) {
+    let pairs = sorted_pairs(scores, labels);
+    let total_pos = pairs.iter().filter(|(_, l)| *l).count() as u64;
+    summarize(tie_groups(&pairs).map(|(_, p, n)| (p, n)), total_pos)
+}
+
 /// Exact average precision (sklearn's `average_precision_score`):
 /// `Σ (R_n − R_{n−1}) P_n` over distinct thresholds, descending; ties are one threshold.
 /// `NaN` when no label is positive. See the module docs.

@@ -1,8 +1,11 @@
 //! The confusion matrix `M[true][pred]` over `C` classes and the one-vs-rest [`Counts`] of a class.
 //!
-//! This mirrors the reference `bincount(C·y + ŷ)` accumulation: ground-truth values `>= C` are
-//! **ignored** (like an ignore index such as 255), while predicted values `>= C` are an error,
-//! since a prediction comes from an argmax and must always be a valid class.
+//! [`ConfusionMatrix::add`] mirrors the reference `bincount(C·y + ŷ)` accumulation: ground-truth
+//! values `>= C` are **ignored** (like an ignore index such as 255), while predicted values
+//! `>= C` are an error, since a prediction comes from an argmax and must always be a valid class.
+//! [`ConfusionMatrix::add_labels`] is the strict form used by [`crate::Evaluation`]: only the
+//! ignore label is skipped and any other truth `>= C` is an error, so that a mask read with the
+//! wrong class count cannot silently vanish from the metrics.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +14,10 @@ use crate::scores::Scores;
 
 /// Largest supported number of classes: labels are `u8`.
 pub const MAX_CLASSES: usize = 256;
+
+/// The default ignore label: ground-truth pixels with this value are not evaluated (Cityscapes'
+/// `255`; the same value as the data crate's ignore label).
+pub const DEFAULT_IGNORE_LABEL: u8 = 255;
 
 /// One-vs-rest counts of one class, derived from a [`ConfusionMatrix`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -165,6 +172,57 @@ impl ConfusionMatrix {
             if t < c {
                 local[t * c + p] += 1;
             }
+        }
+        self.add_flat(&local);
+        Ok(())
+    }
+
+    /// Strict accumulation. Adds every pixel where `region` (if given) is true and the truth is
+    /// not `ignore_label`; every counted truth must then be `< C`.
+    ///
+    /// Predictions are checked on every pixel of the region, ignored ones included (they come
+    /// from an argmax); pixels outside the region are not looked at. An `ignore_label < C`
+    /// removes that class's pixels from the truth side only.
+    ///
+    /// # Errors
+    /// [`MetricsError::LengthMismatch`] for `pred` or `region`,
+    /// [`MetricsError::PredictionOutOfRange`] for a prediction `>= C`,
+    /// [`MetricsError::TruthOutOfRange`] for a truth `>= C` that is not the ignore label; the
+    /// first offending pixel is named. On error `self` is unchanged.
+    pub fn add_labels(
+        &mut self,
+        truth: &[u8],
+        pred: &[u8],
+        region: Option<&[bool]>,
+        ignore_label: Option<u8>,
+    ) -> Result<(), MetricsError> {
+        check_len("pred", truth.len(), pred.len())?;
+        if let Some(region) = region {
+            check_len("region", truth.len(), region.len())?;
+        }
+        let c = self.num_classes;
+        let mut local = vec![0u64; c * c];
+        for (index, (&t, &p)) in truth.iter().zip(pred).enumerate() {
+            if region.is_some_and(|r| !r[index]) {
+                continue;
+            }
+            let p = usize::from(p);
+            if p >= c {
+                return Err(self.out_of_range(index, p));
+            }
+            if Some(t) == ignore_label {
+                continue;
+            }
+            let t_idx = usize::from(t);
+            if t_idx >= c {
+                return Err(MetricsError::TruthOutOfRange {
+                    index,
+                    value: t,
+                    num_classes: c,
+                    ignore_label,
+                });
+            }
+            local[t_idx * c + p] += 1;
         }
         self.add_flat(&local);
         Ok(())
@@ -429,6 +487,80 @@ mod tests {
         // Out-of-range predictions outside the region are not looked at.
         cm.add_masked(&[0, 1], &[9, 1], &[false, true]).unwrap();
         assert_eq!(cm.rows(), vec![vec![0, 1], vec![0, 2]]);
+    }
+
+    #[test]
+    fn add_labels_skips_only_the_ignore_label() {
+        let truth = [0u8, 1, 255, 2, 1, 255, 0];
+        let pred = [0u8, 2, 1, 2, 1, 0, 1];
+        let region = [true, true, true, true, false, true, true];
+        let mut cm = ConfusionMatrix::new(3);
+        cm.add_labels(&truth, &pred, Some(&region), Some(255))
+            .unwrap();
+        // Counted: (0,0) (1,2) (2,2) (0,1); pixel 4 outside, 2 and 5 ignored.
+        assert_eq!(cm.rows(), vec![vec![1, 1, 0], vec![0, 0, 1], vec![0, 0, 1]]);
+        // Without a region the same plus (1,1); equal to the lenient `add` here.
+        let mut all = ConfusionMatrix::new(3);
+        all.add_labels(&truth, &pred, None, Some(255)).unwrap();
+        let mut lenient = ConfusionMatrix::new(3);
+        lenient.add(&truth, &pred).unwrap();
+        assert_eq!(all, lenient);
+        assert_eq!(all.total(), 5);
+        // An ignore label inside the class range drops that class from the truth side.
+        let mut no_zero = ConfusionMatrix::new(3);
+        no_zero
+            .add_labels(&[0, 1, 2], &[1, 1, 0], None, Some(0))
+            .unwrap();
+        assert_eq!(
+            no_zero.rows(),
+            vec![vec![0, 0, 0], vec![0, 1, 0], vec![1, 0, 0]]
+        );
+
+        let before = cm.clone();
+        let cases = [
+            (
+                cm.add_labels(&[0, 7], &[0, 0], None, Some(255)),
+                MetricsError::TruthOutOfRange {
+                    index: 1,
+                    value: 7,
+                    num_classes: 3,
+                    ignore_label: Some(255),
+                },
+            ),
+            (
+                cm.add_labels(&[0, 255], &[0, 0], None, None),
+                MetricsError::TruthOutOfRange {
+                    index: 1,
+                    value: 255,
+                    num_classes: 3,
+                    ignore_label: None,
+                },
+            ),
+            (
+                cm.add_labels(&[255, 0], &[3, 0], None, Some(255)),
+                MetricsError::PredictionOutOfRange {
+                    index: 0,
+                    value: 3,
+                    num_classes: 3,
+                },
+            ),
+            (
+                cm.add_labels(&[0, 0], &[0, 0], Some(&[true]), Some(255)),
+                MetricsError::LengthMismatch {
+                    what: "region",
+                    expected: 2,
+                    actual: 1,
+                },
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, Err(want));
+        }
+        assert_eq!(cm, before);
+        // Nothing outside the region is looked at.
+        cm.add_labels(&[9, 0], &[9, 0], Some(&[false, true]), None)
+            .unwrap();
+        assert_eq!(cm.get(0, 0), 2);
     }
 
     #[test]

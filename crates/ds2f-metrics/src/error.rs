@@ -24,6 +24,18 @@ pub enum MetricsError {
         /// The number of classes of the accumulator.
         num_classes: usize,
     },
+    /// A ground-truth class index is neither below the number of classes nor the ignore
+    /// label (e.g. a mask value 7 with 5 classes, or 255 without an ignore label).
+    TruthOutOfRange {
+        /// Pixel index of the first offending value.
+        index: usize,
+        /// The offending value.
+        value: u8,
+        /// The number of classes of the accumulator.
+        num_classes: usize,
+        /// The ignore label in force (`None`: none).
+        ignore_label: Option<u8>,
+    },
     /// Two accumulators with different numbers of classes cannot be merged.
     ClassCountMismatch {
         /// Number of classes of the receiver.
@@ -37,6 +49,26 @@ pub enum MetricsError {
         expected: usize,
         /// Number of bins of the argument.
         actual: usize,
+    },
+    /// The number of classes is outside `2..=256`.
+    ClassCount {
+        /// The number asked for.
+        num_classes: usize,
+    },
+    /// A histogram needs at least one bin.
+    ZeroBins,
+    /// Class names were given, but not one per class.
+    ClassNames {
+        /// The number of classes.
+        expected: usize,
+        /// The number of names given.
+        actual: usize,
+    },
+    /// Two evaluations with different settings cannot be merged.
+    ConfigMismatch {
+        /// Which setting differs (`"class_mean"`, `"ignore_label"`, `"class_names"`,
+        /// `"pr_mode"`).
+        what: &'static str,
     },
     /// The probability slice has a length that matches no supported layout
     /// (see [`crate::Evaluation::add_image`]).
@@ -75,6 +107,32 @@ impl fmt::Display for MetricsError {
                 f,
                 "predicted class {value} at pixel {index} is out of range for {num_classes} classes"
             ),
+            Self::TruthOutOfRange {
+                index,
+                value,
+                num_classes,
+                ignore_label,
+            } => {
+                write!(
+                    f,
+                    "true class {value} at pixel {index} is out of range for {num_classes} classes"
+                )?;
+                match ignore_label {
+                    Some(label) => write!(f, " and is not the ignore label {label}"),
+                    None => write!(f, " (no ignore label)"),
+                }
+            }
+            Self::ClassCount { num_classes } => {
+                write!(f, "{num_classes} classes: between 2 and 256 are supported")
+            }
+            Self::ZeroBins => write!(f, "a PR histogram needs at least one bin"),
+            Self::ClassNames { expected, actual } => write!(
+                f,
+                "{actual} class names given for {expected} classes (give one per class or none)"
+            ),
+            Self::ConfigMismatch { what } => {
+                write!(f, "cannot merge evaluations with different `{what}`")
+            }
             Self::ClassCountMismatch { expected, actual } => {
                 write!(f, "cannot merge: {actual} classes, expected {expected}")
             }
@@ -90,8 +148,10 @@ impl fmt::Display for MetricsError {
                 num_classes,
             } => write!(
                 f,
-                "probability slice of length {len} fits neither {pixels} pixels (binary, \
-                 P(class 1)) nor {num_classes} x {pixels} (class-major planes)"
+                "probability slice of length {len} fits neither {num_classes} x {pixels} \
+                 (class-major planes of every class) nor {} x {pixels} (planes of classes \
+                 1..{num_classes}, accepted when the background is not averaged)",
+                num_classes - 1
             ),
             Self::InconsistentProbabilities { image } => write!(
                 f,

@@ -147,6 +147,11 @@ impl PrHistogram {
         summarize(self.groups(), self.num_positives()).0
     }
 
+    /// `(average precision, trapezoidal PR-AUC)` in one walk over the bins.
+    pub fn summaries(&self) -> (f64, f64) {
+        summarize(self.groups(), self.num_positives())
+    }
+
     /// Trapezoidal PR-AUC, one point per non-empty bin plus `(0, 1)` (see
     /// [`crate::pr_auc_trapezoid`]). `NaN` without positives.
     pub fn pr_auc_trapezoid(&self) -> f64 {

@@ -9,21 +9,30 @@
 //! * [`Scores`]: the ratios derived from [`Counts`], with `NaN` for undefined (0/0) ratios;
 //! * [`average_precision`], [`pr_auc_trapezoid`] (exact, sort-based) and [`PrHistogram`]
 //!   (memory-bounded, mergeable, for tens of millions of pixels);
-//! * [`Evaluation`] / [`Summary`]: per-image and pooled aggregation, and the scalar the paper
-//!   reports.
+//! * [`ExactPr`] / [`PrAccumulator`] / [`PrMode`]: one class's pooled PR curve, exact or binned;
+//! * [`Evaluation`] / [`Summary`]: per-image and pooled aggregation over `C` classes with an
+//!   ignore label ([`DEFAULT_IGNORE_LABEL`]), and the scalars the paper reports, averaged over
+//!   the classes chosen by [`ClassMean`] (foreground for vessels and lesions, all for
+//!   Cityscapes).
 #![warn(missing_docs)]
 
 mod aggregate;
 mod average_precision;
+mod classes;
 mod confusion;
 mod error;
 mod histogram;
+mod pr;
 mod scores;
 pub mod serde_nan;
 
-pub use aggregate::{Evaluation, ImageResult, MeanStd, PrAuc, ScoresStats, Summary};
+pub use aggregate::{
+    ClassRow, Evaluation, EvaluationConfig, ImageResult, MeanStd, PrAuc, ScoresStats, Summary,
+};
 pub use average_precision::{PrPoint, average_precision, pr_auc_trapezoid, precision_recall_curve};
-pub use confusion::{ConfusionMatrix, Counts, MAX_CLASSES};
+pub use classes::ClassMean;
+pub use confusion::{ConfusionMatrix, Counts, DEFAULT_IGNORE_LABEL, MAX_CLASSES};
 pub use error::MetricsError;
 pub use histogram::{DEFAULT_BINS, PrHistogram};
+pub use pr::{ExactPr, PrAccumulator, PrMode};
 pub use scores::{Metric, Scores, nanmean};
