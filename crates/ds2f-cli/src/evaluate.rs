@@ -144,37 +144,65 @@ fn print_report(report: &EvalReport, n: usize, seconds: f64) {
 }
 
 fn print_summary(title: &str, s: &Summary) {
-    println!("\n{title}: foreground {}", foreground(s));
+    let multi = s.num_classes > 2;
+    println!("\n{title}: {}", foreground(s));
     println!(
         "{:<12} {:>9} {:>20}",
         "metric", "pooled", "per image mean ± std"
     );
+    // Per image: the image's own reported score (class 1, or its class mean), then mean ± std
+    // over images, so the std is always defined with two or more images.
+    let per_image = s.per_image_reported();
+    let prefix = if multi { "m" } else { "" };
     for metric in [Metric::Iou, Metric::Dice, Metric::Mcc, Metric::Bm] {
-        let pooled = s.reported.get(metric);
-        let per: Vec<_> = s.per_image[1..].iter().map(|st| st.get(metric)).collect();
-        let (mean, std) = if per.len() == 1 {
-            (per[0].mean, per[0].std)
-        } else {
-            (ds2f_metrics::nanmean(per.iter().map(|m| m.mean)), f64::NAN)
-        };
+        let per = per_image.get(metric);
         println!(
             "{:<12} {:>9.4} {:>11.4} ± {:<7.4}",
-            metric.name(),
-            pooled,
-            mean,
-            std
+            format!("{prefix}{}", metric.name()),
+            s.reported.get(metric),
+            per.mean,
+            per.std
         );
     }
-    println!(
-        "{:<12} {:>9.4} {:>20}",
-        "PR-AUC (AP)", s.reported_average_precision, "(pooled)"
-    );
+    let auc_name = if multi { "mAUC (PR)" } else { "PR-AUC (AP)" };
+    let auc = if multi {
+        s.reported_pr_auc
+    } else {
+        s.reported_average_precision
+    };
+    println!("{auc_name:<12} {auc:>9.4} {:>20}", "(pooled)");
+    if multi {
+        println!(
+            "\n{:<14} {:>9} {:>8} {:>8} {:>8} {:>12}",
+            "class", "pixels", "IoU", "Dice", "PR-AUC", "pixel share"
+        );
+        let total: u64 = s.pooled_counts.first().map_or(0, |c| c.tp + c.fn_);
+        let total = total + s.pooled_counts.first().map_or(0, |c| c.fp + c.tn);
+        for row in s.class_rows() {
+            let positives = row.counts.tp + row.counts.fn_;
+            let auc = row.pr_auc.map_or(f64::NAN, |p| p.trapezoid);
+            println!(
+                "{:<14} {:>9} {:>8.4} {:>8.4} {:>8.4} {:>11.4}%{}",
+                s.class_name(row.class),
+                positives,
+                row.pooled.iou,
+                row.pooled.dice,
+                auc,
+                100.0 * positives as f64 / total.max(1) as f64,
+                if row.averaged { "" } else { "  (not averaged)" }
+            );
+        }
+    }
 }
 
 fn foreground(s: &Summary) -> String {
     if s.num_classes == 2 {
-        "class 1".into()
+        "foreground = class 1".into()
     } else {
-        format!("mean of classes 1..{}", s.num_classes - 1)
+        format!(
+            "mean over classes {:?} of {}",
+            s.class_mean.classes(s.num_classes),
+            s.num_classes
+        )
     }
 }

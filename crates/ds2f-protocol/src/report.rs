@@ -167,10 +167,10 @@ pub fn metric_by_name(name: &str) -> Option<Metric> {
     Metric::ALL.into_iter().find(|m| m.name() == name)
 }
 
-/// An image's reported score: class 1 for binary tasks, the mean over the foreground
-/// classes otherwise (as the pooled scores).
-pub fn image_score(image: &ImageResult, metric: Metric) -> f64 {
-    nanmean(image.scores.iter().skip(1).map(|s| s.get(metric)))
+/// An image's reported score: class 1 for binary tasks, the mean over the summary's averaged
+/// classes otherwise (the foreground ones, or all of them for Cityscapes), as the pooled scores.
+pub fn image_score(summary: &Summary, image: &ImageResult, metric: Metric) -> f64 {
+    summary.image_reported(image).get(metric)
 }
 
 /// Whether a run predicted only one label over its whole test set (no foreground at all, or
@@ -439,7 +439,7 @@ fn image_means(runs: &[&RunResult], metric: Metric) -> BTreeMap<String, f64> {
     let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     for r in runs {
         for img in &r.test.images {
-            let v = image_score(img, metric);
+            let v = image_score(&r.test, img, metric);
             if v.is_nan() {
                 continue;
             }
@@ -741,7 +741,7 @@ pub fn per_image_csv(results: &[RunResult]) -> String {
                     csv_field(&img.name)
                 );
                 for m in Metric::ALL {
-                    let v = image_score(img, m);
+                    let v = image_score(summary, img, m);
                     if v.is_nan() {
                         out.push(',');
                     } else {

@@ -9,7 +9,8 @@ use plotters::style::{FontStyle, register_font};
 
 static FONT: Once = Once::new();
 
-fn ensure_font() {
+/// Registers the bundled font as plotters' `sans-serif` (once per process).
+pub(crate) fn ensure_font() {
     FONT.call_once(|| {
         let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSansMono.ttf");
         // Registration fails only for a malformed font, which the bundled one is not.

@@ -1,6 +1,10 @@
-//! Prediction overlays in the colours of the paper's Fig. 5: ground truth only green,
-//! prediction only red, both yellow; without ground truth the prediction is red.
+//! Prediction overlays. Binary tasks in the colours of the paper's Fig. 5: ground truth only
+//! green, prediction only red, both yellow; without ground truth the prediction is red.
+//! Multi-class tasks paint each predicted class in its colour, the lesions as the paper's
+//! Fig. 6 (EX red, HE green, MA blue, SE pink), Cityscapes in its official palette, with a
+//! legend below the image.
 use image::{GrayImage, Rgb, RgbImage};
+use plotters::prelude::*;
 
 /// Colour of a pixel labelled vessel (or lesion) in the ground truth only (a miss).
 pub const GROUND_TRUTH_ONLY: Rgb<u8> = Rgb([0, 255, 0]);
@@ -46,6 +50,96 @@ pub fn overlay(image: &RgbImage, prediction: &[u8], truth: Option<&[u8]>) -> Rgb
     out
 }
 
+/// The colour of class `class` named `name`: the paper's Fig. 6 colours for the lesions, the
+/// Cityscapes palette for its 19 classes, and a fixed distinct colour otherwise.
+pub fn class_colour(name: &str, class: usize) -> Rgb<u8> {
+    let known = match name {
+        "EX" => Some([255, 0, 0]),
+        "HE" => Some([0, 255, 0]),
+        "MA" => Some([0, 0, 255]),
+        "SE" => Some([255, 105, 180]),
+        "OD" => Some([255, 255, 0]),
+        // Cityscapes' own colours of its train ids (cityscapesScripts `labels.py`).
+        "road" => Some([128, 64, 128]),
+        "sidewalk" => Some([244, 35, 232]),
+        "building" => Some([70, 70, 70]),
+        "wall" => Some([102, 102, 156]),
+        "fence" => Some([190, 153, 153]),
+        "pole" => Some([153, 153, 153]),
+        "traffic light" => Some([250, 170, 30]),
+        "traffic sign" => Some([220, 220, 0]),
+        "vegetation" => Some([107, 142, 35]),
+        "terrain" => Some([152, 251, 152]),
+        "sky" => Some([70, 130, 180]),
+        "person" => Some([220, 20, 60]),
+        "rider" => Some([255, 0, 0]),
+        "car" => Some([0, 0, 142]),
+        "truck" => Some([0, 0, 70]),
+        "bus" => Some([0, 60, 100]),
+        "train" => Some([0, 80, 100]),
+        "motorcycle" => Some([0, 0, 230]),
+        "bicycle" => Some([119, 11, 32]),
+        _ => None,
+    };
+    // Otherwise a fixed sequence of well-separated colours (Okabe–Ito, colour-blind safe).
+    const CYCLE: [[u8; 3]; 7] = [
+        [230, 159, 0],
+        [86, 180, 233],
+        [0, 158, 115],
+        [240, 228, 66],
+        [0, 114, 178],
+        [213, 94, 0],
+        [204, 121, 167],
+    ];
+    Rgb(known.unwrap_or(CYCLE[class.saturating_sub(1) % CYCLE.len()]))
+}
+
+/// Paints every pixel whose predicted label `c` has a colour (`colours[c]`, `None` = keep
+/// the image) over `image`; unpainted pixels are dimmed to 60 % as in [`overlay`].
+pub fn class_overlay(image: &RgbImage, labels: &[u8], colours: &[Option<Rgb<u8>>]) -> RgbImage {
+    let n = (image.width() * image.height()) as usize;
+    assert_eq!(labels.len(), n, "labels have the image's size");
+    let mut out = image.clone();
+    for (px, &label) in out.pixels_mut().zip(labels) {
+        *px = match colours.get(usize::from(label)).copied().flatten() {
+            Some(colour) => colour,
+            None => Rgb(px.0.map(|v| (v as u16 * 3 / 5) as u8)),
+        };
+    }
+    out
+}
+
+/// `image` with a white band below it naming each colour of `entries` (class name, colour),
+/// so that a multi-class overlay reads without the docs.
+pub fn with_legend(image: &RgbImage, entries: &[(String, Rgb<u8>)]) -> Result<RgbImage, String> {
+    crate::report::curves::ensure_font();
+    let (w, h) = image.dimensions();
+    let band = (h / 16).clamp(20, 48);
+    let mut buffer = vec![255u8; (w * band * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (w, band)).into_drawing_area();
+        let size = band * 3 / 5;
+        let font = ("sans-serif", size as f64).into_font().color(&BLACK);
+        let mut x = (band / 4) as i32;
+        let y = ((band - size) / 2) as i32;
+        for (name, colour) in entries {
+            let fill = RGBColor(colour[0], colour[1], colour[2]).filled();
+            root.draw(&Rectangle::new([(x, y), (x + size as i32, y + size as i32)], fill))
+                .map_err(|e| e.to_string())?;
+            x += size as i32 + (band / 5) as i32;
+            root.draw_text(name, &font, (x, y)).map_err(|e| e.to_string())?;
+            let (tw, _) = root.estimate_text_size(name, &font).map_err(|e| e.to_string())?;
+            x += tw as i32 + (band / 2) as i32;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    let mut out = RgbImage::from_pixel(w, h + band, Rgb([255, 255, 255]));
+    image::imageops::replace(&mut out, image, 0, 0);
+    let legend = RgbImage::from_raw(w, band, buffer).expect("w × band RGB pixels");
+    image::imageops::replace(&mut out, &legend, 0, i64::from(h));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +157,33 @@ mod tests {
         let o = overlay(&image, &pred, None);
         assert_eq!(o.get_pixel(0, 0), &PREDICTION_ONLY);
         assert_eq!(o.get_pixel(2, 0), &Rgb([60, 30, 120]));
+    }
+
+    #[test]
+    fn classes_take_the_colours_of_figure_6_and_a_legend() {
+        assert_eq!(class_colour("EX", 3), Rgb([255, 0, 0]));
+        assert_eq!(class_colour("HE", 2), Rgb([0, 255, 0]));
+        assert_eq!(class_colour("MA", 1), Rgb([0, 0, 255]));
+        assert_eq!(class_colour("road", 0), Rgb([128, 64, 128]));
+        assert_ne!(class_colour("a", 1), class_colour("b", 2));
+        let image = RgbImage::from_pixel(3, 1, Rgb([100, 50, 200]));
+        let colours = [None, Some(Rgb([0, 0, 255])), Some(Rgb([0, 255, 0]))];
+        let o = class_overlay(&image, &[0, 1, 2], &colours);
+        assert_eq!(o.get_pixel(0, 0), &Rgb([60, 30, 120]));
+        assert_eq!(o.get_pixel(1, 0), &Rgb([0, 0, 255]));
+        assert_eq!(o.get_pixel(2, 0), &Rgb([0, 255, 0]));
+
+        let image = RgbImage::from_pixel(200, 100, Rgb([10, 20, 30]));
+        let entries = [("MA".to_string(), Rgb([0, 0, 255])), ("HE".to_string(), Rgb([0, 255, 0]))];
+        let legend = with_legend(&image, &entries).expect("drawn");
+        assert_eq!(legend.dimensions(), (200, 120));
+        assert_eq!(legend.get_pixel(5, 5), &Rgb([10, 20, 30]), "the image is kept above");
+        let band: Vec<&Rgb<u8>> = (100..120)
+            .flat_map(|y| (0..200).map(move |x| (x, y)))
+            .map(|(x, y)| legend.get_pixel(x, y))
+            .collect();
+        assert!(band.contains(&&Rgb([0, 0, 255])), "MA swatch");
+        assert!(band.contains(&&Rgb([0, 255, 0])), "HE swatch");
+        assert!(band.iter().any(|p| p.0[0] < 100 && p.0 == [p.0[0]; 3]), "dark text");
     }
 }
