@@ -58,7 +58,28 @@ pub enum MaskKind {
     /// A class-index mask with this many classes (background included): every value must be
     /// below the count. With 2 classes a {0, 255} mask is also accepted and read as 0/1.
     Classes(u8),
+    /// A class-index mask with this many classes that may also mark pixels as unlabelled with
+    /// [`IGNORE_LABEL`] (Cityscapes `labelTrainIds`): every value must be below the count or
+    /// equal to [`IGNORE_LABEL`], which is kept as is (never binarised, even with 2 classes).
+    /// A separate kind, so that a 0/255 binary mask read with 3 or more [`MaskKind::Classes`]
+    /// is still an error instead of silently becoming background and ignore.
+    ClassesOrIgnore(u8),
 }
+
+impl MaskKind {
+    /// The number of classes, background included: 2 for [`MaskKind::Binary`].
+    pub fn num_classes(self) -> usize {
+        match self {
+            MaskKind::Binary => 2,
+            MaskKind::Classes(n) | MaskKind::ClassesOrIgnore(n) => usize::from(n),
+        }
+    }
+}
+
+/// The label of pixels that belong to no class (Cityscapes' `255`): kept as is by every mask
+/// reader and resize of this crate, counted apart by [`crate::labels::ClassPixels`], and skipped
+/// by the metrics (truth values `>= C`).
+pub const IGNORE_LABEL: u8 = 255;
 
 /// The smallest fraction of pixels that must be exactly 0 or 255 for a mask that is not 0/1 to
 /// be binarised by [`MaskKind::Binary`].
@@ -324,6 +345,28 @@ pub fn load_mask_with(
                     ),
                 })
             }
+        }
+        MaskKind::ClassesOrIgnore(classes) => {
+            let classes = usize::from(classes);
+            let ignore = usize::from(IGNORE_LABEL);
+            if (0..256).all(|v| hist[v] == 0 || v < classes || v == ignore) {
+                return Ok(mask);
+            }
+            let offending: Vec<String> = (classes..ignore)
+                .filter(|&v| hist[v] > 0)
+                .map(|v| v.to_string())
+                .collect();
+            let shown = offending.len().min(10);
+            Err(DataError::MaskValues {
+                path: path.to_path_buf(),
+                found: format!(
+                    "values {}{} neither below the class count {classes} nor the ignore label \
+                     {IGNORE_LABEL} ({})",
+                    offending[..shown].join(", "),
+                    if offending.len() > shown { ", ..." } else { "" },
+                    describe_values(&hist)
+                ),
+            })
         }
         MaskKind::Classes(classes) => {
             let classes = usize::from(classes);
