@@ -973,6 +973,34 @@ mod tests {
     }
 
     #[test]
+    fn class_masks_with_ignore_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = GrayImage::from_raw(4, 1, vec![0, 1, 255, 255]).unwrap();
+        let p = dir.path().join("ids.png");
+        save_png_atomic(&p, &m).unwrap();
+        // 255 is kept as the ignore label, even with 2 classes (no 0/255 binarising).
+        assert_eq!(load_mask(&p, MaskKind::ClassesOrIgnore(2)).unwrap(), m);
+        assert_eq!(load_mask(&p, MaskKind::ClassesOrIgnore(19)).unwrap(), m);
+        assert!(load_mask(&p, MaskKind::Classes(19)).is_err());
+        let bad = GrayImage::from_raw(4, 1, vec![0, 19, 200, 255]).unwrap();
+        let pb = dir.path().join("bad_ids.png");
+        save_png_atomic(&pb, &bad).unwrap();
+        let msg = load_mask(&pb, MaskKind::ClassesOrIgnore(19))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("bad_ids.png"), "{msg}");
+        assert!(
+            msg.contains(
+                "values 19, 200 neither below the class count 19 nor the ignore label 255"
+            ),
+            "{msg}"
+        );
+        assert_eq!(MaskKind::ClassesOrIgnore(19).num_classes(), 19);
+        assert_eq!(MaskKind::Binary.num_classes(), 2);
+        assert_eq!(IGNORE_LABEL, 255);
+    }
+
+    #[test]
     fn fov_thresholds_any_channel() {
         let dir = tempfile::tempdir().unwrap();
         let img = RgbImage::from_fn(3, 1, |x, _| match x {

@@ -58,8 +58,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DataError, Result};
 use crate::io::{self, IGNORE_LABEL, LoadLimits, MaskKind};
 use crate::layout::{
-    DiscoverOptions, Discovery, Item, Layout, index_by, layout_list, list_images, split_root,
-    stem,
+    DiscoverOptions, Discovery, Item, Layout, index_by, layout_list, list_images, split_root, stem,
 };
 
 /// The number of Cityscapes train-id classes (road … bicycle).
@@ -144,7 +143,11 @@ pub fn check_kind(masks: &ClassMasks, kind: MaskKind) -> Result<()> {
             "the lesion layout merges its masks into {} classes (0 = background, 1 = MA, \
              2 = HE, 3 = EX, 4 = SE{}), but masks are read as {} classes",
             masks.num_classes,
-            if masks.num_classes > 5 { ", 5 = OD" } else { "" },
+            if masks.num_classes > 5 {
+                ", 5 = OD"
+            } else {
+                ""
+            },
             kind.num_classes()
         ),
     })
@@ -152,7 +155,11 @@ pub fn check_kind(masks: &ClassMasks, kind: MaskKind) -> Result<()> {
 
 /// Discovers the items of a multi-class layout ([`Layout::num_classes`] is `Some`); called by
 /// [`crate::layout::discover_all`], which documents the errors.
-pub(crate) fn discover_all(dir: &Path, layout: Layout, opts: &DiscoverOptions) -> Result<Discovery> {
+pub(crate) fn discover_all(
+    dir: &Path,
+    layout: Layout,
+    opts: &DiscoverOptions,
+) -> Result<Discovery> {
     match layout {
         Layout::Cityscapes => discover_cityscapes(dir, opts),
         _ => discover_lesions(dir, layout, opts),
@@ -162,13 +169,21 @@ pub(crate) fn discover_all(dir: &Path, layout: Layout, opts: &DiscoverOptions) -
 /// The image folder, lesion folder and lesions (in writing order) of a lesion layout.
 fn lesion_scheme(layout: Layout, root: &Path) -> (PathBuf, PathBuf, Vec<Lesion>) {
     match layout {
-        Layout::Ddr => (root.join("image"), root.join("label"), IDRID_LESIONS.to_vec()),
+        Layout::Ddr => (
+            root.join("image"),
+            root.join("label"),
+            IDRID_LESIONS.to_vec(),
+        ),
         Layout::IdridOd => {
             let mut lesions = vec![Lesion::Od];
             lesions.extend(IDRID_LESIONS);
             (root.join("images"), root.join("masks"), lesions)
         }
-        _ => (root.join("images"), root.join("masks"), IDRID_LESIONS.to_vec()),
+        _ => (
+            root.join("images"),
+            root.join("masks"),
+            IDRID_LESIONS.to_vec(),
+        ),
     }
 }
 
@@ -200,7 +215,11 @@ fn discover_lesions(dir: &Path, layout: Layout, opts: &DiscoverOptions) -> Resul
             let s = stem(p);
             Some(s.strip_suffix(&suffix).map(str::to_owned).unwrap_or(s))
         };
-        files.push(index_by(&lesion_root.join(lesion.code()), key, &mut problems)?);
+        files.push(index_by(
+            &lesion_root.join(lesion.code()),
+            key,
+            &mut problems,
+        )?);
     }
     let num_classes = 1 + lesions.len() as u8;
     let mut items = Vec::with_capacity(images.len());
@@ -314,7 +333,10 @@ fn discover_cityscapes(dir: &Path, opts: &DiscoverOptions) -> Result<Discovery> 
     if !images_root.is_dir() {
         return Err(DataError::Layout {
             path: dir.to_path_buf(),
-            reason: format!("no leftImg8bit/ folder; {layout} expects {}", layout.expects()),
+            reason: format!(
+                "no leftImg8bit/ folder; {layout} expects {}",
+                layout.expects()
+            ),
         });
     }
     let split = match opts.split.as_deref() {

@@ -182,9 +182,7 @@ impl Layout {
             }
             Layout::Fives => "[train|test/]Original/N_X.png with Ground truth/N_X.png",
             Layout::Idrid => "images/N.jpg with masks/{MA,HE,EX,SE}/N.png (missing = absent)",
-            Layout::IdridOd => {
-                "images/N.jpg with masks/{MA,HE,EX,SE,OD}/N.png (missing = absent)"
-            }
+            Layout::IdridOd => "images/N.jpg with masks/{MA,HE,EX,SE,OD}/N.png (missing = absent)",
             Layout::Ddr => {
                 "[train|valid|test/]image/N.jpg with label/{EX,HE,MA,SE}/N.tif (missing = absent)"
             }

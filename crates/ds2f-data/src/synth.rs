@@ -623,9 +623,9 @@ pub fn generate_lesions(seed: u64, width: u32, height: u32, present: [bool; 4]) 
         ][k];
         for (p, &v) in image.pixels_mut().zip(m.iter()) {
             if v != 0 {
-                for c in 0..3 {
-                    let mixed = f32::from(p.0[c]) * (1.0 - alpha) + colour[c] * alpha;
-                    p.0[c] = mixed.round().clamp(0.0, 255.0) as u8;
+                for (v, c) in p.0.iter_mut().zip(colour) {
+                    let mixed = f32::from(*v) * (1.0 - alpha) + c * alpha;
+                    *v = mixed.round().clamp(0.0, 255.0) as u8;
                 }
             }
         }
@@ -642,7 +642,12 @@ pub fn generate_lesions(seed: u64, width: u32, height: u32, present: [bool; 4]) 
 /// `index % 4 == 3`, EX except when `index % 4 == 2`, SE when `index` is even. Image 0 has all
 /// four, and from two images on some lesion files are missing, as in IDRiD.
 pub fn lesions_present(index: usize) -> [bool; 4] {
-    [true, index % 4 != 3, index % 4 != 2, index % 2 == 0]
+    [
+        true,
+        index % 4 != 3,
+        index % 4 != 2,
+        index.is_multiple_of(2),
+    ]
 }
 
 /// Writes `n` synthetic lesion images in the IDRiD layout under `dir`:
