@@ -58,7 +58,28 @@ pub enum MaskKind {
     /// A class-index mask with this many classes (background included): every value must be
     /// below the count. With 2 classes a {0, 255} mask is also accepted and read as 0/1.
     Classes(u8),
+    /// A class-index mask with this many classes that may also mark pixels as unlabelled with
+    /// [`IGNORE_LABEL`] (Cityscapes `labelTrainIds`): every value must be below the count or
+    /// equal to [`IGNORE_LABEL`], which is kept as is (never binarised, even with 2 classes).
+    /// A separate kind, so that a 0/255 binary mask read with 3 or more [`MaskKind::Classes`]
+    /// is still an error instead of silently becoming background and ignore.
+    ClassesOrIgnore(u8),
 }
+
+impl MaskKind {
+    /// The number of classes, background included: 2 for [`MaskKind::Binary`].
+    pub fn num_classes(self) -> usize {
+        match self {
+            MaskKind::Binary => 2,
+            MaskKind::Classes(n) | MaskKind::ClassesOrIgnore(n) => usize::from(n),
+        }
+    }
+}
+
+/// The label of pixels that belong to no class (Cityscapes' `255`): kept as is by every mask
+/// reader and resize of this crate, counted apart by [`crate::labels::ClassPixels`], and skipped
+/// by the metrics (truth values `>= C`).
+pub const IGNORE_LABEL: u8 = 255;
 
 /// The smallest fraction of pixels that must be exactly 0 or 255 for a mask that is not 0/1 to
 /// be binarised by [`MaskKind::Binary`].
@@ -324,6 +345,28 @@ pub fn load_mask_with(
                     ),
                 })
             }
+        }
+        MaskKind::ClassesOrIgnore(classes) => {
+            let classes = usize::from(classes);
+            let ignore = usize::from(IGNORE_LABEL);
+            if (0..256).all(|v| hist[v] == 0 || v < classes || v == ignore) {
+                return Ok(mask);
+            }
+            let offending: Vec<String> = (classes..ignore)
+                .filter(|&v| hist[v] > 0)
+                .map(|v| v.to_string())
+                .collect();
+            let shown = offending.len().min(10);
+            Err(DataError::MaskValues {
+                path: path.to_path_buf(),
+                found: format!(
+                    "values {}{} neither below the class count {classes} nor the ignore label \
+                     {IGNORE_LABEL} ({})",
+                    offending[..shown].join(", "),
+                    if offending.len() > shown { ", ..." } else { "" },
+                    describe_values(&hist)
+                ),
+            })
         }
         MaskKind::Classes(classes) => {
             let classes = usize::from(classes);
@@ -927,6 +970,34 @@ mod tests {
             load_mask(&p16, MaskKind::Classes(3)).unwrap().as_raw(),
             &[0, 1, 2]
         );
+    }
+
+    #[test]
+    fn class_masks_with_ignore_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = GrayImage::from_raw(4, 1, vec![0, 1, 255, 255]).unwrap();
+        let p = dir.path().join("ids.png");
+        save_png_atomic(&p, &m).unwrap();
+        // 255 is kept as the ignore label, even with 2 classes (no 0/255 binarising).
+        assert_eq!(load_mask(&p, MaskKind::ClassesOrIgnore(2)).unwrap(), m);
+        assert_eq!(load_mask(&p, MaskKind::ClassesOrIgnore(19)).unwrap(), m);
+        assert!(load_mask(&p, MaskKind::Classes(19)).is_err());
+        let bad = GrayImage::from_raw(4, 1, vec![0, 19, 200, 255]).unwrap();
+        let pb = dir.path().join("bad_ids.png");
+        save_png_atomic(&pb, &bad).unwrap();
+        let msg = load_mask(&pb, MaskKind::ClassesOrIgnore(19))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("bad_ids.png"), "{msg}");
+        assert!(
+            msg.contains(
+                "values 19, 200 neither below the class count 19 nor the ignore label 255"
+            ),
+            "{msg}"
+        );
+        assert_eq!(MaskKind::ClassesOrIgnore(19).num_classes(), 19);
+        assert_eq!(MaskKind::Binary.num_classes(), 2);
+        assert_eq!(IGNORE_LABEL, 255);
     }
 
     #[test]

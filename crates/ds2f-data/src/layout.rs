@@ -12,13 +12,23 @@
 //! | [`Layout::Stare`] | `imNNNN.ppm` in `dir` or `dir/stare-images/` | `imNNNN.ah.ppm` in the image folder or `dir/labels-ah/` | none |
 //! | [`Layout::Drhagis`] | `Fundus_Images/N.jpg` | `Manual_Segmentations/N_manual_orig.png` | `Mask_images/N_mask_orig.png` |
 //! | [`Layout::Fives`] | `Original/N_X.png` | `Ground truth/N_X.png` | none |
+//! | [`Layout::Idrid`], [`Layout::IdridOd`] | `images/IDRiD_NN.jpg` | `masks/{MA,HE,EX,SE[,OD]}/IDRiD_NN.png`, merged | none |
+//! | [`Layout::Ddr`] | `<split>/image/N.jpg` | `<split>/label/{EX,HE,MA,SE}/N.tif`, merged | none |
+//! | [`Layout::Cityscapes`] | `leftImg8bit/<split>/<city>/N_leftImg8bit.png` | `gtFine/<split>/<city>/N_gtFine_labelTrainIds.png` | none |
+//!
+//! The multi-class layouts (the last three rows) are described in [`crate::labels`]: a lesion
+//! layout's item has one binary mask file per lesion present ([`Item::class_masks`]), merged
+//! into one label map by [`crate::labels::load_label_map`]; a missing lesion file means the
+//! lesion is absent.
 //!
 //! Splits: DRIVE (`training/`, `test/`) and FIVES (`train/`, `test/`) releases hold one
 //! subfolder per split. [`discover`] accepts either the split folder itself (e.g.
 //! `DRIVE/training`) or the release folder together with [`DiscoverOptions::split`]; given the
 //! release folder without a split it fails with [`DataError::Layout`] naming the splits, since
 //! FIVES reuses names across splits. For the other layouts `split`, when set, selects the
-//! subfolder `dir/<split>` first.
+//! subfolder `dir/<split>` first; DDR's splits are `train`, `valid` and `test` (like DRIVE,
+//! the release folder needs one), and Cityscapes' split is a subfolder of `leftImg8bit/` and
+//! `gtFine/` (`train`, `val`, `test`).
 //!
 //! Files are matched by name with extensions in any case (`.JPG`, `.tif`); hidden files
 //! (starting with `.`) and files whose extension is not an image format (`.txt`, `SHA256SUMS`)
@@ -34,6 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
 use crate::io::{self, LoadLimits, MaskKind};
+use crate::labels::{self, ClassMasks};
 
 /// One image with its optional mask and field-of-view mask.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -46,6 +57,19 @@ pub struct Item {
     pub mask: Option<PathBuf>,
     /// The field-of-view mask, if the dataset has one.
     pub fov: Option<PathBuf>,
+    /// The per-class binary masks merged into this item's label map, for the lesion layouts
+    /// ([`Layout::Idrid`], [`Layout::IdridOd`], [`Layout::Ddr`]), whose `mask` is `None`;
+    /// `None` for every other layout, and for lesion images discovered without ground truth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_masks: Option<ClassMasks>,
+}
+
+impl Item {
+    /// Whether the item has ground truth: a mask file, or per-class masks (possibly none
+    /// present, i.e. an all-background label map).
+    pub fn has_labels(&self) -> bool {
+        self.mask.is_some() || self.class_masks.is_some()
+    }
 }
 
 /// A known dataset folder layout. Serialised in lowercase (`generic`, `chasedb1`, ...).
@@ -66,11 +90,29 @@ pub enum Layout {
     Drhagis,
     /// One split of FIVES: `Original/` and `Ground truth/`.
     Fives,
+    /// IDRiD lesion segmentation: `images/` and one folder of binary masks per lesion under
+    /// `masks/` (`MA`, `HE`, `EX`, `SE`), merged into 0 = background, 1 = MA, 2 = HE, 3 = EX,
+    /// 4 = SE (5 classes). See [`crate::labels`].
+    Idrid,
+    /// [`Layout::Idrid`] with the optic disc (`masks/OD/`) as class 5 (6 classes), written
+    /// under the lesions so that no lesion pixel changes. Config name `idrid_od`.
+    #[serde(rename = "idrid_od")]
+    IdridOd,
+    /// One split of DDR lesion segmentation: `image/` and `label/{EX,HE,MA,SE}/`, merged with
+    /// the IDRiD encoding (5 classes).
+    Ddr,
+    /// Cityscapes fine annotations as train ids: 19 classes, [`crate::io::IGNORE_LABEL`] kept.
+    Cityscapes,
 }
 
 impl Layout {
-    /// All layouts, in the order [`Layout::detect`] tries them.
-    pub const ALL: [Layout; 7] = [
+    /// All layouts, in the order [`Layout::detect`] tries them ([`Layout::IdridOd`] is never
+    /// detected: [`Layout::Idrid`] comes first and matches the same folders).
+    pub const ALL: [Layout; 11] = [
+        Layout::Cityscapes,
+        Layout::Ddr,
+        Layout::Idrid,
+        Layout::IdridOd,
         Layout::Fives,
         Layout::Drhagis,
         Layout::Drive,
@@ -90,6 +132,36 @@ impl Layout {
             Layout::Stare => "stare",
             Layout::Drhagis => "drhagis",
             Layout::Fives => "fives",
+            Layout::Idrid => "idrid",
+            Layout::IdridOd => "idrid_od",
+            Layout::Ddr => "ddr",
+            Layout::Cityscapes => "cityscapes",
+        }
+    }
+
+    /// The number of classes (background included) the layout's label maps have, for the
+    /// multi-class layouts: 5 for IDRiD and DDR, 6 for IDRiD with the optic disc, 19 for
+    /// Cityscapes (whose ignore label is not a class). `None` for the binary vessel layouts,
+    /// whose class count is the config's.
+    pub fn num_classes(self) -> Option<usize> {
+        match self {
+            Layout::Idrid | Layout::Ddr => Some(5),
+            Layout::IdridOd => Some(6),
+            Layout::Cityscapes => Some(labels::CITYSCAPES_CLASSES),
+            _ => None,
+        }
+    }
+
+    /// How this layout's masks are read for `num_classes` classes: Cityscapes masks as
+    /// [`MaskKind::ClassesOrIgnore`], other masks as [`MaskKind::Binary`] for 2 classes and
+    /// [`MaskKind::Classes`] otherwise. (The lesion layouts' per-lesion files are always read as
+    /// binary masks; the kind bounds the merged label map.)
+    pub fn mask_kind(self, num_classes: usize) -> MaskKind {
+        let n = num_classes.min(255) as u8;
+        match self {
+            Layout::Cityscapes => MaskKind::ClassesOrIgnore(n),
+            _ if num_classes == 2 => MaskKind::Binary,
+            _ => MaskKind::Classes(n),
         }
     }
 
@@ -109,6 +181,15 @@ impl Layout {
                  Mask_images/N_mask_orig.png"
             }
             Layout::Fives => "[train|test/]Original/N_X.png with Ground truth/N_X.png",
+            Layout::Idrid => "images/N.jpg with masks/{MA,HE,EX,SE}/N.png (missing = absent)",
+            Layout::IdridOd => "images/N.jpg with masks/{MA,HE,EX,SE,OD}/N.png (missing = absent)",
+            Layout::Ddr => {
+                "[train|valid|test/]image/N.jpg with label/{EX,HE,MA,SE}/N.tif (missing = absent)"
+            }
+            Layout::Cityscapes => {
+                "leftImg8bit/<split>/<city>/N_leftImg8bit.png with \
+                 gtFine/<split>/<city>/N_gtFine_labelTrainIds.png"
+            }
         }
     }
 
@@ -143,6 +224,16 @@ impl Layout {
             f(dir) || splits.iter().any(|s| f(&dir.join(s)))
         };
         match self {
+            Layout::Idrid | Layout::IdridOd => {
+                dir.join("images").is_dir()
+                    && labels::IDRID_LESIONS
+                        .iter()
+                        .any(|l| dir.join("masks").join(l.code()).is_dir())
+            }
+            Layout::Ddr => any_split(&labels::DDR_SPLITS, &|d| {
+                d.join("image").is_dir() && d.join("label").is_dir()
+            }),
+            Layout::Cityscapes => dir.join("leftImg8bit").is_dir() && dir.join("gtFine").is_dir(),
             Layout::Fives => any_split(&["train", "test"], &|d| {
                 d.join("Original").is_dir() && d.join("Ground truth").is_dir()
             }),
@@ -174,7 +265,7 @@ impl Layout {
 }
 
 /// A one-line list of the layouts and what each expects.
-fn layout_list() -> String {
+pub(crate) fn layout_list() -> String {
     let parts: Vec<String> = Layout::ALL
         .iter()
         .map(|l| format!("{} ({})", l.name(), l.expects()))
@@ -238,14 +329,14 @@ const IMAGE_EXTENSIONS: [&str; 11] = [
 ];
 
 /// Whether `path` has an image extension (any case).
-fn has_image_extension(path: &Path) -> bool {
+pub(crate) fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// The file stem as a string (lossy).
-fn stem(path: &Path) -> String {
+pub(crate) fn stem(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
@@ -264,7 +355,7 @@ fn is_stare(path: &Path) -> bool {
 
 /// The image files directly in `dir`, sorted by path: hidden files, folders and files without
 /// an image extension are skipped.
-fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
     let io_err = |source| DataError::Io {
         path: dir.to_path_buf(),
         error: source,
@@ -310,6 +401,7 @@ pub fn images_in(dir: impl AsRef<Path>) -> Result<Vec<Item>> {
             image,
             mask: None,
             fov: None,
+            class_masks: None,
         });
     }
     Ok(items)
@@ -317,7 +409,7 @@ pub fn images_in(dir: impl AsRef<Path>) -> Result<Vec<Item>> {
 
 /// The image files of `dir` keyed by `key(file)`, skipping files for which `key` is `None`.
 /// Two files with one key are a [`DataError::DuplicateStem`].
-fn index_by(
+pub(crate) fn index_by(
     dir: &Path,
     key: impl Fn(&Path) -> Option<String>,
     problems: &mut Vec<DataError>,
@@ -457,12 +549,15 @@ fn scheme(layout: Layout, root: &Path) -> Scheme {
             fov_key: Box::new(any),
             fov_for: Box::new(same),
         },
+        Layout::Idrid | Layout::IdridOd | Layout::Ddr | Layout::Cityscapes => {
+            unreachable!("{layout} is discovered by crate::labels::discover_all")
+        }
     }
 }
 
 /// The folder holding the files of one split: `dir/split` when a split is given, else `dir`,
 /// except that a DRIVE or FIVES release folder without a split is an error.
-fn split_root(dir: &Path, layout: Layout, split: Option<&str>) -> Result<PathBuf> {
+pub(crate) fn split_root(dir: &Path, layout: Layout, split: Option<&str>) -> Result<PathBuf> {
     if let Some(split) = split {
         let root = dir.join(split);
         if !root.is_dir() {
@@ -476,6 +571,7 @@ fn split_root(dir: &Path, layout: Layout, split: Option<&str>) -> Result<PathBuf
     let (marker, splits): (&str, &[&str]) = match layout {
         Layout::Drive => ("images", &["training", "test"]),
         Layout::Fives => ("Original", &["train", "test"]),
+        Layout::Ddr => ("image", &labels::DDR_SPLITS),
         _ => return Ok(dir.to_path_buf()),
     };
     if dir.join(marker).is_dir() {
@@ -554,6 +650,9 @@ pub fn discover_all(
             error: std::io::Error::new(std::io::ErrorKind::NotFound, "folder not found"),
         });
     }
+    if layout.num_classes().is_some() {
+        return labels::discover_all(dir, layout, opts);
+    }
     let root = split_root(dir, layout, opts.split.as_deref())?;
     let s = scheme(layout, &root);
     if !s.images.is_dir() {
@@ -631,6 +730,7 @@ pub fn discover_all(
             image,
             mask,
             fov,
+            class_masks: None,
         });
     }
     Ok(Discovery { items, problems })
@@ -643,15 +743,25 @@ pub fn check_items(items: &[Item], kind: MaskKind) -> Vec<DataError> {
 
 /// Decodes every image, mask and FOV of `items` (in parallel) and returns all the problems
 /// found, in item order: decode and I/O errors, mask values not readable as `kind`, and masks
-/// or FOVs whose size differs from their image. An empty result means the data is usable.
+/// or FOVs whose size differs from their image. The per-lesion masks of the lesion layouts are
+/// each checked as binary masks, and a label map with more classes than `kind` has is reported
+/// once, first. An empty result means the data is usable.
 pub fn check_items_with(items: &[Item], kind: MaskKind, limits: &LoadLimits) -> Vec<DataError> {
-    items
-        .par_iter()
-        .map(|item| check_item(item, kind, limits))
-        .collect::<Vec<_>>()
+    let mut problems: Vec<DataError> = items
+        .iter()
+        .find_map(|i| i.class_masks.as_ref())
+        .and_then(|c| labels::check_kind(c, kind).err())
         .into_iter()
-        .flatten()
-        .collect()
+        .collect();
+    problems.extend(
+        items
+            .par_iter()
+            .map(|item| check_item(item, kind, limits))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flatten(),
+    );
+    problems
 }
 
 /// The problems of one item.
@@ -687,6 +797,12 @@ fn check_item(item: &Item, kind: MaskKind, limits: &LoadLimits) -> Vec<DataError
     if let Some(fov) = &item.fov {
         match io::load_fov_with(fov, limits) {
             Ok(f) => check_size(fov, f.dimensions(), &mut problems),
+            Err(e) => problems.push(e),
+        }
+    }
+    for file in item.class_masks.iter().flat_map(|c| &c.files) {
+        match io::load_mask_with(&file.path, MaskKind::Binary, limits) {
+            Ok(m) => check_size(&file.path, m.dimensions(), &mut problems),
             Err(e) => problems.push(e),
         }
     }

@@ -1,5 +1,6 @@
-//! Synthetic fundus-like images with exact vessel masks: the bundled default data of the demo
-//! and of tests, so that nothing needs a download.
+//! Synthetic fundus-like images with exact vessel masks (and, with [`generate_lesions`], lesion
+//! masks of the four IDRiD types): the bundled default data of the demo and of tests, so that
+//! nothing needs a download.
 //!
 //! [`generate`] draws, deterministically from a seed (ChaCha8):
 //! - a circular field of view (FOV), black outside;
@@ -26,6 +27,7 @@ use rayon::prelude::*;
 
 use crate::error::{DataError, Result};
 use crate::io::save_png_atomic;
+use crate::labels::{ClassMask, ClassMasks};
 use crate::layout::Item;
 
 /// The smallest width and height accepted by [`write_dataset`].
@@ -480,11 +482,238 @@ pub fn write_dataset(
                 mask: Some(dir.join("masks").join(format!("{name}.png"))),
                 fov: Some(dir.join("fov").join(format!("{name}.png"))),
                 name,
+                class_masks: None,
             };
             save_png_atomic(&item.image, &image)?;
             save_png_atomic(item.mask.as_ref().expect("set"), &to_255(mask))?;
             save_png_atomic(item.fov.as_ref().expect("set"), &to_255(fov))?;
             Ok(item)
+        })
+        .collect()
+}
+
+/// The lesion types of [`generate_lesions`], in class order: MA, HE, EX, SE.
+const LESION_CODES: [&str; 4] = ["MA", "HE", "EX", "SE"];
+
+/// A synthetic fundus image with lesions, from [`generate_lesions`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LesionSample {
+    /// The image, lesions painted in.
+    pub image: RgbImage,
+    /// One 0/1 mask per lesion type (MA, HE, EX, SE), `None` where the lesion is absent; a
+    /// present lesion has at least one pixel.
+    pub lesions: [Option<GrayImage>; 4],
+    /// The field of view (0/1); every lesion lies inside it.
+    pub fov: GrayImage,
+}
+
+impl LesionSample {
+    /// The merged label map (0 = background, 1 = MA, 2 = HE, 3 = EX, 4 = SE, a later lesion
+    /// winning where two overlap): what [`crate::labels::load_label_map`] reads back from the
+    /// files [`write_lesion_dataset`] writes.
+    pub fn label_map(&self) -> GrayImage {
+        let mut out = GrayImage::new(self.image.width(), self.image.height());
+        for (class, mask) in (1u8..).zip(&self.lesions) {
+            if let Some(m) = mask {
+                for (o, &v) in out.iter_mut().zip(m.iter()) {
+                    if v != 0 {
+                        *o = class;
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A random pixel centre inside the FOV (the image centre after 200 misses).
+fn point_in_fov(rng: &mut ChaCha8Rng, fov: &GrayImage) -> (f32, f32) {
+    let (w, h) = fov.dimensions();
+    for _ in 0..200 {
+        let (x, y) = (rng.random_range(0..w), rng.random_range(0..h));
+        if fov.get_pixel(x, y).0[0] != 0 {
+            return (x as f32 + 0.5, y as f32 + 0.5);
+        }
+    }
+    (w as f32 / 2.0, h as f32 / 2.0)
+}
+
+/// Sets the pixels of `mask` whose centre lies within `r` of `(cx, cy)` and inside the FOV.
+fn stamp_disc(mask: &mut GrayImage, fov: &GrayImage, cx: f32, cy: f32, r: f32) {
+    let (w, h) = mask.dimensions();
+    let x_lo = (cx - r).floor().max(0.0) as u32;
+    let y_lo = (cy - r).floor().max(0.0) as u32;
+    let x_hi = ((cx + r).ceil().max(0.0) as u32).min(w);
+    let y_hi = ((cy + r).ceil().max(0.0) as u32).min(h);
+    for y in y_lo..y_hi {
+        for x in x_lo..x_hi {
+            let d = (x as f32 + 0.5 - cx).hypot(y as f32 + 0.5 - cy);
+            if d <= r && fov.get_pixel(x, y).0[0] != 0 {
+                mask.put_pixel(x, y, Luma([1]));
+            }
+        }
+    }
+}
+
+/// Generates a synthetic fundus image of `width x height` pixels (the vessels of [`generate`]
+/// with the same seed) with lesion blobs of the four IDRiD types; `present[k]` says whether
+/// lesion type `k` (MA, HE, EX, SE) is drawn. Deterministic per seed, size and `present`.
+///
+/// With `s = min(width, height)`: MA are 3 to 8 small dark red dots of radius
+/// `max(1, 0.006·s)`; HE 1 to 3 dark red blots of two discs of radius `max(2, 0.02..0.045·s)`;
+/// EX 2 to 4 clusters of 2 to 5 bright yellow specks of radius `max(1, 0.008..0.018·s)`; SE 1 or 2
+/// pale fluffy patches of three discs of radius `max(2, 0.025..0.05·s)`. Colours are painted in
+/// class order, so a pixel looks like the lesion that labels it. Lesions are clipped to the FOV.
+pub fn generate_lesions(seed: u64, width: u32, height: u32, present: [bool; 4]) -> LesionSample {
+    let (mut image, _, fov) = generate(seed, width, height);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1E51_0A5E_ED5E_ED01);
+    let s = width.min(height) as f32;
+    let mut lesions: [Option<GrayImage>; 4] = [None, None, None, None];
+    for (k, slot) in lesions.iter_mut().enumerate() {
+        if !present[k] {
+            continue;
+        }
+        let mut m = GrayImage::new(width, height);
+        match k {
+            0 => {
+                for _ in 0..rng.random_range(3..=8) {
+                    let (cx, cy) = point_in_fov(&mut rng, &fov);
+                    let r = (0.006 * s).max(1.0) * rng.random_range(0.8..1.2f32);
+                    stamp_disc(&mut m, &fov, cx, cy, r.max(1.0));
+                }
+            }
+            1 => {
+                for _ in 0..rng.random_range(1..=3) {
+                    let (cx, cy) = point_in_fov(&mut rng, &fov);
+                    let r = (rng.random_range(0.02..0.045f32) * s).max(2.0);
+                    let a = rng.random::<f32>() * 2.0 * PI;
+                    stamp_disc(&mut m, &fov, cx, cy, r);
+                    stamp_disc(&mut m, &fov, cx + a.cos() * r, cy + a.sin() * r, 0.8 * r);
+                }
+            }
+            2 => {
+                for _ in 0..rng.random_range(2..=4) {
+                    let (cx, cy) = point_in_fov(&mut rng, &fov);
+                    for j in 0..rng.random_range(2..=5) {
+                        let spread = if j == 0 { 0.0 } else { 0.05 * s };
+                        let (dx, dy) = (normal(&mut rng) * spread, normal(&mut rng) * spread);
+                        let r = (rng.random_range(0.008..0.018f32) * s).max(1.0);
+                        stamp_disc(&mut m, &fov, cx + dx, cy + dy, r);
+                    }
+                }
+            }
+            _ => {
+                for _ in 0..rng.random_range(1..=2) {
+                    let (cx, cy) = point_in_fov(&mut rng, &fov);
+                    for j in 0..3 {
+                        let r = (rng.random_range(0.025..0.05f32) * s).max(2.0);
+                        let off = if j == 0 { 0.0 } else { 0.6 * r };
+                        let a = rng.random::<f32>() * 2.0 * PI;
+                        stamp_disc(&mut m, &fov, cx + a.cos() * off, cy + a.sin() * off, r);
+                    }
+                }
+            }
+        }
+        // Colour (RGB) and opacity of each lesion type.
+        let (colour, alpha) = [
+            ([95.0f32, 25.0, 20.0], 0.85f32),
+            ([110.0, 20.0, 15.0], 0.8),
+            ([245.0, 225.0, 95.0], 0.9),
+            ([235.0, 225.0, 195.0], 0.65),
+        ][k];
+        for (p, &v) in image.pixels_mut().zip(m.iter()) {
+            if v != 0 {
+                for (v, c) in p.0.iter_mut().zip(colour) {
+                    let mixed = f32::from(*v) * (1.0 - alpha) + c * alpha;
+                    *v = mixed.round().clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
+        *slot = Some(m);
+    }
+    LesionSample {
+        image,
+        lesions,
+        fov,
+    }
+}
+
+/// Which lesion types image `index` of [`write_lesion_dataset`] has: MA always, HE except when
+/// `index % 4 == 3`, EX except when `index % 4 == 2`, SE when `index` is even. Image 0 has all
+/// four, and from two images on some lesion files are missing, as in IDRiD.
+pub fn lesions_present(index: usize) -> [bool; 4] {
+    [
+        true,
+        index % 4 != 3,
+        index % 4 != 2,
+        index.is_multiple_of(2),
+    ]
+}
+
+/// Writes `n` synthetic lesion images in the IDRiD layout under `dir`:
+/// `images/<prefix>NNN.png` (RGB) and `masks/{MA,HE,EX,SE}/<prefix>NNN.png` (0/255) for the
+/// lesions present ([`lesions_present`]); no file for an absent lesion. Image `i` is
+/// [`generate_lesions`]`(`[`image_seed`]`(seed, i), ...)`. Read back with
+/// [`crate::layout::Layout::Idrid`], the label maps have 5 classes (C = 5). Returns the items,
+/// sorted by name, as [`crate::layout::discover`] finds them.
+pub fn write_lesion_dataset(
+    dir: impl AsRef<Path>,
+    n: usize,
+    width: u32,
+    height: u32,
+    seed: u64,
+    prefix: &str,
+) -> Result<Vec<Item>> {
+    let dir = dir.as_ref();
+    if n == 0 {
+        return Err(DataError::Invalid {
+            name: "n",
+            reason: "a dataset needs at least one image".into(),
+        });
+    }
+    if width < MIN_SIZE || height < MIN_SIZE {
+        return Err(DataError::Invalid {
+            name: "size",
+            reason: format!("{width}x{height} is below the minimum {MIN_SIZE}x{MIN_SIZE}"),
+        });
+    }
+    let mut folders = vec![dir.join("images")];
+    folders.extend(LESION_CODES.iter().map(|c| dir.join("masks").join(c)));
+    for d in folders {
+        fs::create_dir_all(&d).map_err(|source| DataError::Io {
+            path: d,
+            error: source,
+        })?;
+    }
+    let digits = (n - 1).to_string().len().max(3);
+    (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let name = format!("{prefix}{i:0digits$}");
+            let sample = generate_lesions(image_seed(seed, i), width, height, lesions_present(i));
+            let image = dir.join("images").join(format!("{name}.png"));
+            save_png_atomic(&image, &sample.image)?;
+            let mut files = Vec::new();
+            for ((class, code), mask) in (1u8..).zip(LESION_CODES).zip(&sample.lesions) {
+                if let Some(m) = mask {
+                    let path = dir.join("masks").join(code).join(format!("{name}.png"));
+                    let m255 = GrayImage::from_fn(width, height, |x, y| {
+                        Luma([m.get_pixel(x, y).0[0] * 255])
+                    });
+                    save_png_atomic(&path, &m255)?;
+                    files.push(ClassMask { class, path });
+                }
+            }
+            Ok(Item {
+                name,
+                image,
+                mask: None,
+                fov: None,
+                class_masks: Some(ClassMasks {
+                    num_classes: 5,
+                    files,
+                }),
+            })
         })
         .collect()
 }
