@@ -1,6 +1,7 @@
 //! `ds2f check-data DIR [--classes C]`: reads every image, mask and FOV of a data folder and
 //! lists all problems at once (duplicate stems, missing masks, unreadable files, size
-//! mismatches, mask values).
+//! mismatches, mask values); for a clean folder, prints each class's share of the labelled
+//! pixels (the paper's Table I "RoI proportion").
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
@@ -10,9 +11,10 @@ use anyhow::{Result, bail};
 pub struct Args {
     /// The data folder (any supported layout).
     pub dir: PathBuf,
-    /// Number of classes, background included (2: binary vessel masks).
-    #[arg(long, default_value_t = 2)]
-    pub classes: usize,
+    /// Number of classes, background included. Default: the layout's (IDRiD/DDR 5,
+    /// Cityscapes 19), else 2 (binary vessel masks).
+    #[arg(long)]
+    pub classes: Option<usize>,
     /// Layout (default: detected).
     #[arg(long, default_value = "auto")]
     pub layout: String,
@@ -20,21 +22,47 @@ pub struct Args {
 
 /// Runs `check-data`.
 pub fn run(args: Args) -> Result<()> {
-    if args.classes < 2 {
-        bail!(
-            "--classes {}: at least 2 (background + one class)",
-            args.classes
-        );
+    let data = ds2f::config::DataConfig {
+        root: args.dir.clone(),
+        layout: args.layout.clone(),
+        ..Default::default()
+    };
+    let layout = ds2f::dataset::layout_of(&data)?;
+    let classes = args.classes.or(layout.num_classes()).unwrap_or(2);
+    if classes < 2 {
+        bail!("--classes {classes}: at least 2 (background + one class)");
     }
     let found = ds2f::dataset::discover_items_all(&args.dir, &args.layout, None)?;
     let items = found.items;
     let mut problems = found.problems;
-    problems.extend(ds2f_data::layout::check_items(
-        &items,
-        ds2f::dataset::mask_kind(args.classes),
-    ));
+    let kind = ds2f::dataset::mask_kind(classes);
+    problems.extend(ds2f_data::layout::check_items(&items, kind));
     if problems.is_empty() {
-        println!("{}: {} items, no problems", args.dir.display(), items.len());
+        println!(
+            "{}: {} items ({} layout, {classes} classes), no problems",
+            args.dir.display(),
+            items.len(),
+            layout.name()
+        );
+        let labelled: Vec<_> = items.iter().filter(|i| i.has_labels()).cloned().collect();
+        if !labelled.is_empty() {
+            let limits = ds2f_data::io::LoadLimits::default();
+            let pixels = ds2f_data::labels::class_pixels(&labelled, kind, &limits)?;
+            let names = ds2f::dataset::class_names(&data, classes);
+            println!("\n{:<14} {:>14} {:>10}", "class", "pixels", "share");
+            for ((name, count), share) in names.iter().zip(&pixels.counts).zip(pixels.fractions())
+            {
+                println!("{name:<14} {count:>14} {:>9.4}%", 100.0 * share);
+            }
+            if pixels.ignored > 0 {
+                println!(
+                    "{:<14} {:>14} {:>9.4}% of all pixels",
+                    "ignored (255)",
+                    pixels.ignored,
+                    100.0 * pixels.ignored_fraction()
+                );
+            }
+        }
         return Ok(());
     }
     for p in &problems {

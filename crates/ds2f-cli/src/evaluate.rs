@@ -121,6 +121,8 @@ fn evaluate_run(
     let options = EvalOptions {
         save_predictions: save_predictions.then(|| out_dir.join("predictions")),
         crop_to_fov: config.data.crop_to_fov,
+        class_names: ds2f::dataset::class_names(&config.data, config.model.num_classes),
+        class_mean: ds2f::dataset::class_mean(&config.data),
     };
     let report = evaluate(
         &predictor,
@@ -158,7 +160,7 @@ fn print_summary(title: &str, s: &Summary) {
         let per = per_image.get(metric);
         println!(
             "{:<12} {:>9.4} {:>11.4} ± {:<7.4}",
-            format!("{prefix}{}", metric.name()),
+            format!("{prefix}{}", display_name(metric)),
             s.reported.get(metric),
             per.mean,
             per.std
@@ -195,13 +197,25 @@ fn print_summary(title: &str, s: &Summary) {
     }
 }
 
+/// The paper's spelling of a metric (IoU, Dice, MCC, BM).
+fn display_name(metric: Metric) -> &'static str {
+    match metric {
+        Metric::Iou => "IoU",
+        Metric::Dice => "Dice",
+        Metric::Mcc => "MCC",
+        Metric::Bm => "BM",
+        _ => metric.name(),
+    }
+}
+
 fn foreground(s: &Summary) -> String {
     if s.num_classes == 2 {
         "foreground = class 1".into()
     } else {
         format!(
-            "mean over classes {:?} of {}",
-            s.class_mean.classes(s.num_classes),
+            "mean over classes {}..{} of {}",
+            s.class_mean.classes(s.num_classes).start,
+            s.class_mean.classes(s.num_classes).end - 1,
             s.num_classes
         )
     }

@@ -360,6 +360,7 @@ fn same_training(a: &ExperimentConfig, b: &ExperimentConfig) -> bool {
         c.run = Default::default();
         c.data.root = folder(&c.data.root);
         c.data.test_root = c.data.test_root.as_ref().map(folder);
+        c.data.val_root = c.data.val_root.as_ref().map(folder);
         c
     };
     strip(a) == strip(b)

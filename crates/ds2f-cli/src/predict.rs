@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use ds2f::infer::Predictor;
-use ds2f::report::overlay::{mask_image, overlay};
+use ds2f::config::ExperimentConfig;
+use ds2f::report::overlay::{labelled_overlay, mask_image};
+use ds2f_data::layout::Item;
 use ds2f_data::io::{load_rgb, save_png_atomic};
 use image::{ImageBuffer, Luma};
 
@@ -20,11 +22,14 @@ pub struct Args {
     /// Output folder (created).
     #[arg(long)]
     pub output: PathBuf,
-    /// Also write the foreground probability as a 16-bit PNG (`<name>_prob.png`, 0..65535).
+    /// Also write class probabilities as 16-bit PNGs (0..65535): `<name>_prob.png` (the
+    /// foreground) for two classes, one `<name>_prob_<class>.png` per class otherwise.
     #[arg(long)]
     pub probabilities: bool,
-    /// Also write an overlay (`<name>_overlay.png`; with --masks: truth green, prediction red,
-    /// both yellow, as the paper's Fig. 5).
+    /// Also write an overlay (`<name>_overlay.png`). Two classes: with a mask beside the image,
+    /// truth green, prediction red, both yellow (the paper's Fig. 5); more classes: each
+    /// predicted class in its colour (EX red, HE green, MA blue, SE pink, as Fig. 6) with a
+    /// legend.
     #[arg(long)]
     pub overlay: bool,
     /// Only images whose name matches one of these patterns (`*`, `?`).
@@ -39,13 +44,19 @@ pub struct Args {
 }
 
 /// The images to predict: one file, or every image of a folder (masks not required).
-pub fn inputs(input: &Path) -> Result<Vec<(String, PathBuf, Option<PathBuf>)>> {
+pub fn inputs(input: &Path) -> Result<Vec<Item>> {
     if input.is_file() {
         let name = input
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "image".into());
-        return Ok(vec![(name, input.to_path_buf(), None)]);
+        return Ok(vec![Item {
+            name,
+            image: input.to_path_buf(),
+            mask: None,
+            fov: None,
+            class_masks: None,
+        }]);
     }
     if !input.is_dir() {
         bail!("{}: no such file or folder", input.display());
@@ -56,16 +67,29 @@ pub fn inputs(input: &Path) -> Result<Vec<(String, PathBuf, Option<PathBuf>)>> {
         Err(_) => ds2f_data::layout::images_in(input)
             .with_context(|| format!("{}: no images found", input.display()))?,
     };
-    Ok(items
-        .into_iter()
-        .map(|i| (i.name, i.image, i.mask))
-        .collect())
+    Ok(items)
+}
+
+/// A 16-bit PNG of probabilities in [0, 1] (0..65535).
+fn probability_png(p: &[f32], w: u32, h: u32) -> ImageBuffer<Luma<u16>, Vec<u16>> {
+    let p: Vec<u16> = p.iter().map(|&v| (v * 65535.0).round() as u16).collect();
+    ImageBuffer::from_raw(w, h, p).expect("one probability per pixel")
+}
+
+/// A file-name-safe form of a class name (`traffic light` → `traffic_light`).
+fn file_part(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 /// Runs `predict`.
 pub fn run(args: Args) -> Result<()> {
     let device = ds2f::device::select(&args.device)?;
     let predictor = Predictor::from_run(&args.run, &args.checkpoint, &device)?;
+    let config = ExperimentConfig::load(&args.run.join("config.toml"), &[])
+        .with_context(|| format!("{} is not a run folder", args.run.display()))?;
+    let class_names = ds2f::dataset::class_names(&config.data, config.model.num_classes);
     let patterns: Vec<glob::Pattern> = args
         .include
         .iter()
@@ -73,52 +97,48 @@ pub fn run(args: Args) -> Result<()> {
         .collect::<Result<_>>()?;
     let items: Vec<_> = inputs(&args.input)?
         .into_iter()
-        .filter(|(name, _, _)| patterns.is_empty() || patterns.iter().any(|p| p.matches(name)))
+        .filter(|i| patterns.is_empty() || patterns.iter().any(|p| p.matches(&i.name)))
         .collect();
     if items.is_empty() {
         bail!("{}: no images to predict", args.input.display());
     }
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
-    for (name, path, mask) in &items {
+    for item in &items {
+        let (name, path) = (&item.name, &item.image);
         let started = std::time::Instant::now();
         let image = load_rgb(path)?;
         let (w, h) = image.dimensions();
         let probs = predictor.probabilities(&image)?;
-        let (labels, fg) = probs.at_size(w as usize, h as usize);
+        let (labels, planes) = probs.at_size(w as usize, h as usize);
         let out = args.output.join(format!("{name}.png"));
         save_png_atomic(&out, &mask_image(&labels, probs.classes, w, h))?;
         if args.probabilities {
-            let p: Vec<u16> = fg[0]
-                .iter()
-                .map(|&v| (v * 65535.0).round() as u16)
-                .collect();
-            let img: ImageBuffer<Luma<u16>, Vec<u16>> =
-                ImageBuffer::from_raw(w, h, p).expect("size");
-            save_png_atomic(args.output.join(format!("{name}_prob.png")), &img)?;
+            if probs.classes == 2 {
+                let png = probability_png(&planes[1], w, h);
+                save_png_atomic(args.output.join(format!("{name}_prob.png")), &png)?;
+            } else {
+                for (plane, class) in planes.iter().zip(&class_names) {
+                    let file = format!("{name}_prob_{}.png", file_part(class));
+                    save_png_atomic(args.output.join(file), &probability_png(plane, w, h))?;
+                }
+            }
         }
         if args.overlay {
-            let truth = match mask {
-                Some(m) => {
-                    let t = ds2f_data::io::load_mask(m, ds2f::dataset::mask_kind(probs.classes))?;
-                    if t.dimensions() != (w, h) {
-                        bail!(
-                            "{}: mask is {}x{}, its image {} is {w}x{h}",
-                            m.display(),
-                            t.width(),
-                            t.height(),
-                            path.display()
-                        );
-                    }
-                    Some(t)
-                }
-                None => None,
+            // The ground truth, when the input folder has it, at the image's size.
+            let truth = if item.has_labels() {
+                let kind = ds2f::dataset::mask_kind(probs.classes);
+                Some(ds2f_data::labels::load_label_map(item, kind, (w, h))?)
+            } else {
+                None
             };
-            let o = overlay(
+            let o = labelled_overlay(
                 &image,
                 &labels,
                 truth.as_ref().map(|t| t.as_raw().as_slice()),
-            );
+                &class_names,
+            )
+            .map_err(|e| anyhow::anyhow!("{name}: overlay: {e}"))?;
             save_png_atomic(args.output.join(format!("{name}_overlay.png")), &o)?;
         }
         eprintln!(

@@ -64,6 +64,48 @@ use crate::layout::{
 /// The number of Cityscapes train-id classes (road … bicycle).
 pub const CITYSCAPES_CLASSES: usize = 19;
 
+/// The Cityscapes train-id classes by id (cityscapesScripts' `labels.py`).
+pub const CITYSCAPES_NAMES: [&str; CITYSCAPES_CLASSES] = [
+    "road",
+    "sidewalk",
+    "building",
+    "wall",
+    "fence",
+    "pole",
+    "traffic light",
+    "traffic sign",
+    "vegetation",
+    "terrain",
+    "sky",
+    "person",
+    "rider",
+    "car",
+    "truck",
+    "bus",
+    "train",
+    "motorcycle",
+    "bicycle",
+];
+
+/// The class names of `layout` by class id, when the layout defines its classes
+/// (`background`, then the lesion codes; the Cityscapes names), else `None`.
+pub fn class_names(layout: Layout) -> Option<Vec<String>> {
+    let lesions = |od: bool| {
+        let mut names = vec!["background".to_string()];
+        names.extend(IDRID_LESIONS.iter().map(|l| l.code().to_string()));
+        if od {
+            names.push(Lesion::Od.code().to_string());
+        }
+        names
+    };
+    match layout {
+        Layout::Idrid | Layout::Ddr => Some(lesions(false)),
+        Layout::IdridOd => Some(lesions(true)),
+        Layout::Cityscapes => Some(CITYSCAPES_NAMES.iter().map(|s| s.to_string()).collect()),
+        _ => None,
+    }
+}
+
 /// The split folders of a DDR release; `valid` is the reference's selection set.
 pub const DDR_SPLITS: [&str; 3] = ["train", "valid", "test"];
 

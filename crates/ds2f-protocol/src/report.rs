@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use ds2f_metrics::{ImageResult, MeanStd, Metric, Summary, nanmean};
+use ds2f_metrics::{ImageResult, MeanStd, Metric, Summary};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ProtocolError;

@@ -30,7 +30,8 @@ pub struct ExperimentConfig {
 pub struct DataConfig {
     /// Dataset folder (relative paths are relative to the config file).
     pub root: PathBuf,
-    /// Layout: `auto`, `generic`, `hrf`, `drive`, `chase_db1`, `stare`, `drhagis`, `fives`.
+    /// Layout: `auto`, `generic`, `hrf`, `drive`, `chase_db1`, `stare`, `drhagis`, `fives`,
+    /// `idrid`, `idrid_od`, `ddr`, `cityscapes`.
     pub layout: String,
     /// Name patterns (`*`, `?`) of the training pool; validation is carved out of it.
     pub train_include: Vec<String>,
@@ -40,6 +41,12 @@ pub struct DataConfig {
     pub test_root: Option<PathBuf>,
     /// Number of training images held out for validation (model selection).
     pub val_count: usize,
+    /// An official selection set (DDR's `valid` folder): validation is every image of this
+    /// folder instead of `val_count` images carved from the training pool.
+    pub val_root: Option<PathBuf>,
+    /// Class names by id, for tables, overlays and probability files. Empty: the layout's
+    /// (IDRiD/DDR: background, MA, HE, EX, SE; Cityscapes' 19), else `class k`.
+    pub class_names: Vec<String>,
     /// Select the best checkpoint on the test images instead of held-out training images, as
     /// the reference's k-fold script does (SPEC §8.6). Optimistic: only for `protocol =
     /// "reference"` experiments, which measure the difference.
@@ -66,6 +73,8 @@ impl Default for DataConfig {
             test_include: Vec::new(),
             test_root: None,
             val_count: 2,
+            val_root: None,
+            class_names: Vec::new(),
             select_on_test: false,
             lr_size: [256, 256],
             augment: true,
@@ -257,6 +266,7 @@ impl ExperimentConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         config.data.root = resolve(base, &config.data.root);
         config.data.test_root = config.data.test_root.as_ref().map(|p| resolve(base, p));
+        config.data.val_root = config.data.val_root.as_ref().map(|p| resolve(base, p));
         Ok(config)
     }
 
@@ -451,7 +461,7 @@ fn suggest(key: &str) -> Option<String> {
     }
     let mut names: Vec<String> = node.as_table()?.keys().cloned().collect();
     // Optional keys that serialise to nothing when unset.
-    names.extend(["test_root", "class_weights"].iter().map(|s| s.to_string()));
+    names.extend(["test_root", "val_root", "class_weights"].iter().map(|s| s.to_string()));
     names
         .into_iter()
         .map(|n| (strsim::damerau_levenshtein(leaf, &n), n))

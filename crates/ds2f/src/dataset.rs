@@ -7,7 +7,8 @@ use burn::prelude::*;
 use ds2f_data::DataError;
 use ds2f_data::augment::Augment;
 use ds2f_data::error::Result;
-use ds2f_data::io::{LoadLimits, MaskKind, load_fov, load_mask, load_rgb_with};
+use ds2f_data::io::{LoadLimits, MaskKind, load_fov, load_rgb_with};
+use ds2f_data::labels::load_label_map;
 use ds2f_data::layout::{DiscoverOptions, Discovery, Item, Layout, discover, discover_all};
 use ds2f_data::loader::{Batch, SampleSource};
 use ds2f_data::pair::{Sample, make_sample};
@@ -30,12 +31,13 @@ pub struct Splits {
 }
 
 /// The mask reading rule for `num_classes` classes: binary (0/1, 0/255, anti-aliased grey
-/// binarised at > 127) for two classes, class indices otherwise.
+/// binarised at > 127) for two classes, class indices otherwise, where 255 is the ignore label
+/// ([`ds2f_data::IGNORE_LABEL`], Cityscapes' convention) that every loss and metric skips.
 pub fn mask_kind(num_classes: usize) -> MaskKind {
     if num_classes == 2 {
         MaskKind::Binary
     } else {
-        MaskKind::Classes(num_classes.min(255) as u8)
+        MaskKind::ClassesOrIgnore(num_classes.min(255) as u8)
     }
 }
 
@@ -79,6 +81,56 @@ fn parse_layout(dir: &Path, layout: &str) -> Result<Layout> {
     })
 }
 
+/// The configured layout (`auto` detected from `data.root`).
+pub fn layout_of(data: &DataConfig) -> Result<Layout> {
+    parse_layout(&data.root, &data.layout)
+}
+
+/// A layout that defines its classes (IDRiD, DDR: 5; `idrid_od`: 6; Cityscapes: 19) needs
+/// `model.num_classes` to say the same.
+fn check_class_count(data: &DataConfig, num_classes: usize) -> Result<()> {
+    match layout_of(data)?.num_classes() {
+        Some(n) if n != num_classes => Err(DataError::Invalid {
+            name: "model.num_classes",
+            reason: format!(
+                "is {num_classes}, but the `{}` layout of {} has {n} classes",
+                layout_of(data)?.name(),
+                data.root.display()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The class names of the configured data, by class id: `data.class_names` when given, else
+/// the layout's (`background`, `MA`, `HE`, `EX`, `SE` for the lesion layouts; Cityscapes'),
+/// else `background` / `foreground` for two classes and `class k` otherwise.
+pub fn class_names(data: &DataConfig, num_classes: usize) -> Vec<String> {
+    if data.class_names.len() == num_classes {
+        return data.class_names.clone();
+    }
+    if let Some(names) = layout_of(data)
+        .ok()
+        .and_then(ds2f_data::labels::class_names)
+        .filter(|n| n.len() == num_classes)
+    {
+        return names;
+    }
+    if num_classes == 2 {
+        return vec!["background".into(), "foreground".into()];
+    }
+    (0..num_classes).map(|k| format!("class {k}")).collect()
+}
+
+/// Which classes the headline metrics average: every class for Cityscapes (its mIoU over the
+/// 19 classes), the foreground classes otherwise (the paper's lesion and vessel convention).
+pub fn class_mean(data: &DataConfig) -> ds2f_metrics::ClassMean {
+    match layout_of(data) {
+        Ok(Layout::Cityscapes) => ds2f_metrics::ClassMean::All,
+        _ => ds2f_metrics::ClassMean::Foreground,
+    }
+}
+
 fn matches_any(patterns: &[glob::Pattern], name: &str) -> bool {
     patterns.iter().any(|p| p.matches(name))
 }
@@ -103,6 +155,7 @@ fn compile(patterns: &[String], key: &'static str) -> Result<Vec<glob::Pattern>>
 /// both folders at once, decode problems of the pairable items (masks read as `kind`)
 /// included, as `ds2f check-data` lists them.
 pub fn split(data: &DataConfig, seed: u64, kind: MaskKind) -> Result<Splits> {
+    check_class_count(data, kind.num_classes())?;
     let train_patterns = compile(&data.train_include, "data.train_include")?;
     let test_patterns = compile(&data.test_include, "data.test_include")?;
     let mut found = discover_items_all(&data.root, &data.layout, None)?;
@@ -176,6 +229,26 @@ pub fn split(data: &DataConfig, seed: u64, kind: MaskKind) -> Result<Splits> {
         .filter(|i| matches_any(&train_patterns, &i.name))
         .filter(|i| data.test_root.is_some() || !matches_any(&test_patterns, &i.name))
         .collect();
+    if let Some(dir) = &data.val_root {
+        // An official selection split (DDR's `valid`): every image of that folder.
+        let found_val = discover_items_all(dir, &data.layout, None)?;
+        if !found_val.problems.is_empty() {
+            let mut problems = found_val.problems;
+            problems.extend(ds2f_data::layout::check_items(&found_val.items, kind));
+            return Err(DataError::Problems(problems));
+        }
+        if found_val.items.is_empty() {
+            return Err(DataError::Invalid {
+                name: "data.val_root",
+                reason: format!("{}: no images", dir.display()),
+            });
+        }
+        return Ok(Splits {
+            train: pool,
+            val: found_val.items,
+            test,
+        });
+    }
     if data.select_on_test {
         // The reference's k-fold protocol: the test images double as the selection set.
         return Ok(Splits {
@@ -215,16 +288,19 @@ pub fn split(data: &DataConfig, seed: u64, kind: MaskKind) -> Result<Splits> {
 /// A decoded original: image, class-index mask, optional FOV.
 pub type Decoded = (RgbImage, GrayImage, Option<GrayImage>);
 
-/// Loads one item at its original size, checking that mask and FOV match the image.
+/// Loads one item at its original size, checking that its label files (one mask, or the
+/// per-lesion masks merged into one label map) and FOV match the image.
 pub fn load_item(item: &Item, kind: MaskKind) -> Result<Decoded> {
     let image = load_rgb_with(&item.image, &LoadLimits::default())?;
-    let mask_path = item.mask.as_ref().ok_or_else(|| DataError::MissingMask {
-        image: item.image.clone(),
-        expected: "a mask (this item has none)".into(),
-    })?;
-    let mask = load_mask(mask_path, kind)?;
+    if !item.has_labels() {
+        return Err(DataError::MissingMask {
+            image: item.image.clone(),
+            expected: "a mask (this item has none)".into(),
+        });
+    }
+    let mask = load_label_map(item, kind, image.dimensions())?;
     let fov = item.fov.as_ref().map(load_fov).transpose()?;
-    for (path, other) in std::iter::once((mask_path, &mask)).chain(item.fov.iter().zip(&fov)) {
+    for (path, other) in item.fov.iter().zip(&fov) {
         if other.dimensions() != image.dimensions() {
             return Err(DataError::SizeMismatch {
                 image: item.image.clone(),

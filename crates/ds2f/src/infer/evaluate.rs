@@ -5,13 +5,13 @@ use std::path::PathBuf;
 
 use ds2f_data::io::save_png_atomic;
 use ds2f_data::layout::Item;
-use ds2f_metrics::{Evaluation, MetricsError, Summary};
+use ds2f_metrics::{ClassMean, Evaluation, EvaluationConfig, MetricsError, Summary};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{load_item_with, mask_kind};
 use crate::error::InferError;
 use crate::infer::Predictor;
-use crate::report::overlay::{mask_image, overlay};
+use crate::report::overlay::{labelled_overlay, mask_image};
 
 /// What to write besides the metrics.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +20,10 @@ pub struct EvalOptions {
     pub save_predictions: Option<PathBuf>,
     /// Crop each item to its FOV's bounding box first (`data.crop_to_fov` of the run).
     pub crop_to_fov: bool,
+    /// Class names by id (tables, overlay legends); empty: `class k`.
+    pub class_names: Vec<String>,
+    /// Which classes the headline metrics average (Cityscapes: all; otherwise foreground).
+    pub class_mean: ClassMean,
 }
 
 /// Metrics over the whole image and, where every image has a FOV mask, inside the FOV.
@@ -49,8 +53,25 @@ pub fn evaluate(
 ) -> Result<EvalReport, InferError> {
     let kind = mask_kind(num_classes);
     let with_fov = !items.is_empty() && items.iter().all(|i| i.fov.is_some());
-    let mut whole = Evaluation::new(num_classes);
-    let mut inside = with_fov.then(|| Evaluation::new(num_classes));
+    let metrics_config = EvaluationConfig {
+        class_mean: options.class_mean,
+        class_names: if options.class_names.len() == num_classes {
+            options.class_names.clone()
+        } else {
+            Vec::new()
+        },
+        ..EvaluationConfig::default()
+    };
+    let new_evaluation = || {
+        Evaluation::with_config(num_classes, metrics_config.clone()).map_err(|e| {
+            InferError::Output {
+                path: PathBuf::from("evaluation"),
+                message: format!("metrics: {e}"),
+            }
+        })
+    };
+    let mut whole = new_evaluation()?;
+    let mut inside = with_fov.then(new_evaluation).transpose()?;
     if let Some(dir) = &options.save_predictions {
         std::fs::create_dir_all(dir).map_err(|e| InferError::Output {
             path: dir.clone(),
@@ -62,29 +83,25 @@ pub fn evaluate(
         let (image, mask, fov) = load_item_with(item, kind, options.crop_to_fov)?;
         let (w, h) = image.dimensions();
         let probs = predictor.probabilities(&image)?;
-        let (labels, fg) = probs.at_size(w as usize, h as usize);
-        // Binary: the class-1 plane; multi-class: C planes, the background one unused.
-        let flat: Vec<f32>;
-        let p: &[f32] = if num_classes == 2 {
-            &fg[0]
-        } else {
-            flat = std::iter::repeat_n(0.0, labels.len())
-                .chain(fg.iter().flatten().copied())
-                .collect();
-            &flat
-        };
+        let (labels, planes) = probs.at_size(w as usize, h as usize);
+        // Class-major planes of classes 0..C (ds2f-metrics reads the ones it averages).
+        let p: Vec<f32> = planes.concat();
         whole
-            .add_image(&item.name, mask.as_raw(), &labels, Some(p), None)
+            .add_image(&item.name, mask.as_raw(), &labels, Some(&p), None)
             .map_err(|e| metrics_err(item, e))?;
         if let (Some(eval), Some(fov)) = (inside.as_mut(), fov.as_ref()) {
             let region: Vec<bool> = fov.as_raw().iter().map(|&v| v != 0).collect();
-            eval.add_image(&item.name, mask.as_raw(), &labels, Some(p), Some(&region))
+            eval.add_image(&item.name, mask.as_raw(), &labels, Some(&p), Some(&region))
                 .map_err(|e| metrics_err(item, e))?;
         }
         if let Some(dir) = &options.save_predictions {
             let out = mask_image(&labels, num_classes, w, h);
             save_png_atomic(dir.join(format!("{}.png", item.name)), &out)?;
-            let o = overlay(&image, &labels, Some(mask.as_raw()));
+            let o = labelled_overlay(&image, &labels, Some(mask.as_raw()), &options.class_names)
+                .map_err(|message| InferError::Output {
+                    path: dir.join(format!("{}_overlay.png", item.name)),
+                    message,
+                })?;
             save_png_atomic(dir.join(format!("{}_overlay.png", item.name)), &o)?;
         }
     }

@@ -34,7 +34,7 @@ pub struct HrProbabilities {
 }
 
 impl HrProbabilities {
-    /// Labels (argmax) and per-class probabilities of classes `1..C` at `width × height`, by
+    /// Labels (argmax) and the probabilities of every class `0..C` at `width × height`, by
     /// half-pixel-centred nearest neighbour, the inverse of the rule that made the training
     /// targets (the reference's `floor(dst · in / out)` shifts DRIVE's masks by one pixel).
     pub fn at_size(&self, width: usize, height: usize) -> (Vec<u8>, Vec<Vec<f32>>) {
@@ -43,7 +43,7 @@ impl HrProbabilities {
             .map(|x| nearest_index_centered(x, self.width, width))
             .collect();
         let mut labels = vec![0u8; width * height];
-        let mut probs = vec![vec![0f32; width * height]; self.classes - 1];
+        let mut probs = vec![vec![0f32; width * height]; self.classes];
         for y in 0..height {
             let sy = nearest_index_centered(y, self.height, height);
             for (x, &sx) in xs.iter().enumerate() {
@@ -51,9 +51,10 @@ impl HrProbabilities {
                 let dst = y * width + x;
                 let mut best = 0;
                 let mut best_p = self.data[src];
+                probs[0][dst] = best_p;
                 for c in 1..self.classes {
                     let p = self.data[c * plane + src];
-                    probs[c - 1][dst] = p;
+                    probs[c][dst] = p;
                     if p > best_p {
                         best = c;
                         best_p = p;

@@ -140,6 +140,36 @@ pub fn with_legend(image: &RgbImage, entries: &[(String, Rgb<u8>)]) -> Result<Rg
     Ok(out)
 }
 
+/// The overlay of a prediction: binary tasks as [`overlay`] (Fig. 5, with the ground truth
+/// when given); multi-class tasks as [`class_overlay`] of the prediction in each class's
+/// [`class_colour`] (Fig. 6; the ground truth is not drawn) with a legend of the classes.
+pub fn labelled_overlay(
+    image: &RgbImage,
+    labels: &[u8],
+    truth: Option<&[u8]>,
+    class_names: &[String],
+) -> Result<RgbImage, String> {
+    if class_names.len() <= 2 {
+        return Ok(overlay(image, labels, truth));
+    }
+    let colours: Vec<Option<Rgb<u8>>> = class_names
+        .iter()
+        .enumerate()
+        // Class 0 is background and stays the image, unless it is a real class (Cityscapes'
+        // road).
+        .map(|(k, name)| {
+            (k > 0 || (name != "background" && !name.starts_with("class ")))
+                .then(|| class_colour(name, k))
+        })
+        .collect();
+    let entries: Vec<(String, Rgb<u8>)> = class_names
+        .iter()
+        .zip(&colours)
+        .filter_map(|(name, c)| c.map(|c| (name.clone(), c)))
+        .collect();
+    with_legend(&class_overlay(image, labels, &colours), &entries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
