@@ -3,6 +3,7 @@
 pub mod blocks;
 pub mod complexity;
 pub mod dual_stream;
+pub mod espnet;
 pub mod feature_transform;
 pub mod seg_head;
 pub mod shared_feature;
