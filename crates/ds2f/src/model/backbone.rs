@@ -139,6 +139,8 @@ transparent_module_enum! {
 }
 
 /// What an [`Encoder`] gives its decoders.
+// Built once per forward pass: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Features {
     /// The U-Net's four skips and bottleneck.
