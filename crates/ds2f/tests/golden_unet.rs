@@ -104,6 +104,8 @@ fn train_forward_loss_and_gradients_match_pytorch() {
     check(
         model
             .encoder
+            .unet()
+            .expect("a U-Net encoder")
             .down1
             .conv
             .conv1

@@ -160,7 +160,7 @@ fn ds2f_training_step_matches_flex() {
             let g = g.unwrap_or_else(|| panic!("no gradient for {}", p.path));
             gradients.push((p.path, g.into_data()));
         }
-        let bn = &model.encoder.down1.conv.bn1;
+        let bn = &model.encoder.unet().expect("a U-Net").down1.conv.bn1;
         let stats = (
             bn.running_mean.value_sync().into_data(),
             bn.running_var.value_sync().into_data(),

@@ -77,7 +77,8 @@ pub struct MacBreakdown {
     pub batch_norm: u64,
     /// ReLU: elements passing through a ReLU (once each).
     pub relu: u64,
-    /// Max-pool: input elements of the pools (once each).
+    /// Pooling: input elements of the max-pools and of DeepLab's global average pool (once
+    /// each).
     pub pool: u64,
     /// Bilinear up-sampling: output elements.
     pub upsample: u64,
@@ -90,7 +91,8 @@ impl MacBreakdown {
         self.conv + self.batch_norm + 2 * self.relu + 2 * self.pool + self.upsample
     }
 
-    /// What ptflops reports for the authors' `Unet`, i.e. the paper's "GFLOPs" column: their
+    /// What ptflops reports for the authors' `Unet` (U-Net backbone only: the quirk is that
+    /// model's), i.e. the paper's "GFLOPs" column: their
     /// model shares one `nn.ReLU` instance among its 34 conv blocks (SR decoder included), and
     /// ptflops adds a shared module's count once per parent, so every ReLU counts 35 times.
     /// Kept to compare with the paper's tables; [`MacBreakdown::total`] is the honest count.
@@ -120,11 +122,39 @@ impl MacCounter {
         self.conv_bn_relu(cin, cout, 3, hw);
         self.conv_bn_relu(cout, cout, 3, hw);
     }
+
+    /// Conv (no bias) + BN without activation.
+    fn conv_bn(&mut self, cin: usize, cout: usize, k: usize, hw: [usize; 2]) {
+        self.conv(cin, cout, k, hw, false);
+        self.m.batch_norm += 2 * (cout * hw[0] * hw[1]) as u64;
+    }
+
+    fn relu(&mut self, c: usize, hw: [usize; 2]) {
+        self.m.relu += (c * hw[0] * hw[1]) as u64;
+    }
+
+    fn upsample(&mut self, c: usize, hw: [usize; 2]) {
+        self.m.upsample += (c * hw[0] * hw[1]) as u64;
+    }
+}
+
+/// `s` after a convolution or pool of stride `stride` that keeps the size at stride 1
+/// (`ceil(s / stride)`).
+fn strided(s: [usize; 2], stride: usize) -> [usize; 2] {
+    [s[0].div_ceil(stride), s[1].div_ceil(stride)]
 }
 
 /// MACs of the inference graph (encoder, seg decoder, head, bilinear ×r) for one LR input of
 /// `h × w`, counted op by op as ptflops counts a model in eval mode (SPEC §7).
 pub fn inference_macs(config: &super::ModelConfig, h: usize, w: usize) -> MacBreakdown {
+    match config.backbone.resnet_depth() {
+        None => unet_macs(config, h, w),
+        Some(depth) => deeplab_macs(config, depth, h, w),
+    }
+}
+
+/// [`inference_macs`] of the U-Net.
+fn unet_macs(config: &super::ModelConfig, h: usize, w: usize) -> MacBreakdown {
     let b = config.base;
     let r = config.effective_upscale();
     let mut c = MacCounter {
@@ -157,6 +187,71 @@ pub fn inference_macs(config: &super::ModelConfig, h: usize, w: usize) -> MacBre
     c.conv(b, config.num_classes, 1, [h, w], true);
     if r > 1 {
         c.m.upsample += (config.num_classes * h * r * w * r) as u64;
+    }
+    c.m
+}
+
+/// [`inference_macs`] of DeepLabV3+: ResNet (stem, max-pool, bottlenecks with their
+/// shortcut projections; the residual sums are not counted, as ptflops does not), ASPP (four
+/// branches, global average pool, pooled branch, broadcast counted as a bilinear resize, as
+/// the reference calls `F.interpolate`, projection with its second BN + ReLU), decoder, head
+/// and the two bilinear steps to HR (the second only when r > 1, as the reference).
+fn deeplab_macs(
+    config: &super::ModelConfig,
+    depth: super::deeplab::ResNetDepth,
+    h: usize,
+    w: usize,
+) -> MacBreakdown {
+    use super::deeplab::{FEATURE_CHANNELS as F, HIGH_CHANNELS, LOW_CHANNELS, decoder};
+    let r = config.effective_upscale();
+    let mut c = MacCounter {
+        m: MacBreakdown::default(),
+    };
+    // Stem: 7×7/2 conv + BN + ReLU, 3×3/2 max-pool.
+    let s1 = strided([h, w], 2);
+    c.conv_bn_relu(config.in_channels, 64, 7, s1);
+    c.m.pool += (64 * s1[0] * s1[1]) as u64;
+    let mut s = strided(s1, 2);
+    let low = s;
+    let mut cin = 64;
+    let strides = config.output_stride.strides();
+    for (l, &blocks) in depth.blocks().iter().enumerate() {
+        let planes = 64 << l;
+        for i in 0..blocks {
+            let stride = if i == 0 { strides[l] } else { 1 };
+            let out = strided(s, stride);
+            c.conv_bn_relu(cin, planes, 1, s);
+            c.conv_bn_relu(planes, planes, 3, out);
+            c.conv_bn(planes, 4 * planes, 1, out);
+            if i == 0 {
+                c.conv_bn(cin, 4 * planes, 1, out);
+            }
+            c.relu(4 * planes, out);
+            cin = 4 * planes;
+            s = out;
+        }
+    }
+    // ASPP at the output stride.
+    c.conv_bn_relu(HIGH_CHANNELS, F, 1, s);
+    for _ in 0..3 {
+        c.conv_bn_relu(HIGH_CHANNELS, F, 3, s);
+    }
+    c.m.pool += (HIGH_CHANNELS * s[0] * s[1]) as u64;
+    c.conv_bn_relu(HIGH_CHANNELS, F, 1, [1, 1]);
+    c.upsample(F, s);
+    c.conv_bn_relu(5 * F, F, 1, s);
+    c.m.batch_norm += 2 * (F * s[0] * s[1]) as u64;
+    c.relu(F, s);
+    // Decoder at /4.
+    c.conv(LOW_CHANNELS, decoder::LOW_PROJECTED, 1, low, true);
+    c.upsample(F, low);
+    c.conv_bn_relu(decoder::LOW_PROJECTED + F, F, 3, low);
+    c.conv_bn_relu(F, F, 3, low);
+    // Head: 1×1, bilinear to LR, then ×r.
+    c.conv(F, config.num_classes, 1, low, true);
+    c.upsample(config.num_classes, [h, w]);
+    if r > 1 {
+        c.upsample(config.num_classes, [h * r, w * r]);
     }
     c.m
 }

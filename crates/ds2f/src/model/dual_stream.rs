@@ -4,12 +4,23 @@
 //! [`DualStream::forward_train`] returns every output the losses need; [`DualStream::forward`]
 //! and [`DualStream::into_segmenter`] are the inference graph only (encoder + seg decoder +
 //! seg head + bilinear ×r), so nothing of the SR stream is run or exported at inference.
+//!
+//! Written once for every backbone ([`super::backbone`]): the shared module runs on the two
+//! decoders' outputs at the decoder's resolution (LR for the U-Net, LR/4 for DeepLabV3+), and
+//! BOTH of its outputs go through the shared heads exactly as the main outputs do (seg: 1×1 +
+//! the backbone's resize to HR; SR: bilinear to LR + ESPCN head).
+//!
+//! Bug fix: the reference DeepLabV3+ (SPEC §1.3 "Bug", §8 item 4) computes the fused seg
+//! feature and then discards it (`fusion_seg = self.out_conv(net)`), so its seg proxy is the
+//! main seg output again; here the seg proxy is the head applied to the fused seg feature, as
+//! in the U-Net and as the paper describes.
 use burn::prelude::*;
 
+use super::backbone::{Decoder, Encoder};
 use super::feature_transform::FeatureTransform;
 use super::shared_feature::{Fim, Maf, Mscg};
 use super::sr_branch::SrBranch;
-use super::{Framework, SegHead, Segmenter, UnetDecoder, UnetEncoder};
+use super::{Framework, SegHead, Segmenter};
 
 /// The cross-stream module of a framework.
 // One instance per model: the size difference between variants costs nothing.
@@ -37,8 +48,8 @@ pub struct TrainOutputs {
     pub proxy_seg: Option<Tensor<4>>,
     /// SR proxy image (the shared module's SR output through the SR head), `[n, 3, rh, rw]`.
     pub proxy_sr: Option<Tensor<4>>,
-    /// (seg, SR) feature pairs pulled together by a feature loss: CogSeg's four decoder
-    /// levels, or DSRL's (FTM(seg logits), SR image).
+    /// (seg, SR) feature pairs pulled together by a feature loss: CogSeg's decoder levels
+    /// (U-Net: four; DeepLabV3+: two), or DSRL's (FTM(seg logits), SR image).
     pub feature_pairs: Vec<(Tensor<4>, Tensor<4>)>,
 }
 
@@ -46,10 +57,10 @@ pub struct TrainOutputs {
 #[derive(Module, Debug)]
 pub struct DualStream {
     /// Shared encoder.
-    pub encoder: UnetEncoder,
+    pub encoder: Encoder,
     /// Segmentation decoder.
-    pub decoder: UnetDecoder,
-    /// 1×1 head + bilinear ×r.
+    pub decoder: Decoder,
+    /// 1×1 head + bilinear to HR.
     pub seg_head: SegHead,
     /// SR decoder + ESPCN head (frameworks with an SR stream).
     pub sr_branch: Option<SrBranch>,
@@ -68,7 +79,9 @@ impl DualStream {
     /// - output: `[n, C, r·h, r·w]` logits
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let features = self.encoder.forward(x);
-        self.seg_head.forward(self.decoder.forward(&features))
+        let lr = features.input_size();
+        self.seg_head
+            .forward_at(self.decoder.forward(&features), lr)
     }
 
     /// The training forward pass: every output the framework's losses need.
@@ -78,9 +91,10 @@ impl DualStream {
     /// - outputs: see [`TrainOutputs`]
     pub fn forward_train(&self, x: Tensor<4>) -> TrainOutputs {
         let features = self.encoder.forward(x);
+        let lr = features.input_size();
         let seg_levels = self.decoder.forward_levels(&features);
-        let f_seg = seg_levels[3].clone(); // [n, b, h, w]
-        let seg = self.seg_head.forward(f_seg.clone()); // [n, C, rh, rw]
+        let f_seg = seg_levels.last().expect("a decoder level").clone(); // [n, c, h', w']
+        let seg = self.seg_head.forward_at(f_seg.clone(), lr); // [n, C, rh, rw]
         let Some(sr_branch) = &self.sr_branch else {
             return TrainOutputs {
                 seg,
@@ -90,9 +104,9 @@ impl DualStream {
                 feature_pairs: Vec::new(),
             };
         };
-        let sr_levels = sr_branch.decoder.forward_levels(&features);
-        let f_sr = sr_levels[3].clone(); // [n, b, h, w]
-        let sr = sr_branch.head.forward(f_sr.clone()); // [n, 3, rh, rw]
+        let sr_levels = sr_branch.forward_levels(&features);
+        let f_sr = sr_levels.last().expect("a decoder level").clone(); // [n, c, h', w']
+        let sr = sr_branch.image_at(f_sr.clone(), lr); // [n, 3, rh, rw]
         let mut out = TrainOutputs {
             seg: seg.clone(),
             sr: Some(sr.clone()),
@@ -102,14 +116,14 @@ impl DualStream {
         };
         match &self.shared_feature {
             Some(SharedFeature::Mscg(mscg)) => {
-                let (cross_sr, cross_seg) = mscg.forward(f_sr, f_seg); // [n, b, h, w] each
-                out.proxy_sr = Some(sr_branch.head.forward(cross_sr));
-                out.proxy_seg = Some(self.seg_head.forward(cross_seg));
+                let (cross_sr, cross_seg) = mscg.forward(f_sr, f_seg); // [n, c, h', w'] each
+                out.proxy_sr = Some(sr_branch.image_at(cross_sr, lr)); // [n, 3, rh, rw]
+                out.proxy_seg = Some(self.seg_head.forward_at(cross_seg, lr)); // [n, C, rh, rw]
             }
             Some(SharedFeature::Maf(maf)) => {
-                let (att_sr, att_seg) = maf.forward(f_sr, f_seg); // [n, b, h, w] each
-                out.proxy_sr = Some(sr_branch.head.forward(att_sr));
-                out.proxy_seg = Some(self.seg_head.forward(att_seg));
+                let (att_sr, att_seg) = maf.forward(f_sr, f_seg); // [n, c, h', w'] each
+                out.proxy_sr = Some(sr_branch.image_at(att_sr, lr)); // [n, 3, rh, rw]
+                out.proxy_seg = Some(self.seg_head.forward_at(att_seg, lr)); // [n, C, rh, rw]
             }
             Some(SharedFeature::Fim(fim)) => {
                 out.proxy_seg = Some(fim.forward(sr, seg)); // [n, C, rh, rw]

@@ -1,7 +1,10 @@
-//! Models: the reference U-Net split into `encoder`, `decoder` and `seg_head` (the parts of
-//! segmentation_models_pytorch), with the framework and backbone chosen by config.
+//! Models: the reference U-Net and DeepLabV3+ split into `encoder`, `decoder` and `seg_head`
+//! (the parts of segmentation_models_pytorch), with the framework and backbone chosen by
+//! config. [`backbone`] holds the backbone-generic wiring every framework is written against.
+pub mod backbone;
 pub mod blocks;
 pub mod complexity;
+pub mod deeplab;
 pub mod dual_stream;
 pub mod espnet;
 pub mod feature_transform;
@@ -14,6 +17,8 @@ pub mod unet;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use backbone::{Decoder, Encoder, Features, HeadResize};
+pub use deeplab::OutputStride;
 pub use dual_stream::{DualStream, SharedFeature, TrainOutputs};
 pub use seg_head::SegHead;
 pub use shared_feature::SharedFeatureConfig;
@@ -23,7 +28,7 @@ pub use unet::{UnetDecoder, UnetEncoder};
 
 /// Which framework of the paper to build (`model.framework`). All share the encoder and the
 /// segmentation stream; they differ in what is trained beside it. At inference every one of
-/// them is the same U-Net + bilinear ×r.
+/// them is the same backbone + bilinear ×r.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Framework {
@@ -52,12 +57,28 @@ impl Framework {
     }
 }
 
-/// Which encoder/decoder family to use.
+/// Which encoder/decoder family to use (`model.backbone`); see [`backbone`] for how one plugs
+/// in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backbone {
-    /// The reference U-Net (SPEC §1.1).
+    /// The reference U-Net (SPEC §1.1), base width `model.base`.
     Unet,
+    /// DeepLabV3+ on ResNet-50 (SPEC §1.3; `model.base` is not used).
+    Deeplabv3plusResnet50,
+    /// DeepLabV3+ on ResNet-101 (SPEC §1.3, the paper's; `model.base` is not used).
+    Deeplabv3plusResnet101,
+}
+
+impl Backbone {
+    /// The ResNet depth of a DeepLabV3+ backbone.
+    pub fn resnet_depth(self) -> Option<deeplab::ResNetDepth> {
+        match self {
+            Backbone::Unet => None,
+            Backbone::Deeplabv3plusResnet50 => Some(deeplab::ResNetDepth::R50),
+            Backbone::Deeplabv3plusResnet101 => Some(deeplab::ResNetDepth::R101),
+        }
+    }
 }
 
 /// Model hyper-parameters (the `[model]` table of an experiment config).
@@ -67,10 +88,13 @@ pub struct ModelConfig {
     /// The framework (`unet`, `unet_inter`, `unet_inter_sr`, `ds2f`, `cogseg`, `dsrl`,
     /// `supervessel`, `ssmaf`).
     pub framework: Framework,
-    /// The backbone (`unet`).
+    /// The backbone (`unet`, `deeplabv3plus_resnet50`, `deeplabv3plus_resnet101`).
     pub backbone: Backbone,
     /// Base width b of the U-Net (paper: 64): widths b, 2b, 4b, 8b, 16b.
     pub base: usize,
+    /// Output stride of the DeepLabV3+ ResNet, 8 (the reference's vessel/lesion scripts,
+    /// default) or 16 (its Cityscapes script); unused by the U-Net.
+    pub output_stride: OutputStride,
     /// Number of classes C, background included (vessels: 2).
     pub num_classes: usize,
     /// Input channels (RGB: 3).
@@ -89,6 +113,7 @@ impl Default for ModelConfig {
             framework: Framework::UnetInter,
             backbone: Backbone::Unet,
             base: 64,
+            output_stride: OutputStride::Eight,
             num_classes: 2,
             in_channels: 3,
             upscale: 2,
@@ -107,6 +132,51 @@ impl ModelConfig {
         }
     }
 
+    /// Channels of the decoder output (F_seg, F_sr): the width the heads and the
+    /// shared-feature module see (U-Net: `base`; DeepLabV3+: 256).
+    pub fn feature_channels(&self) -> usize {
+        match self.backbone {
+            Backbone::Unet => self.base,
+            Backbone::Deeplabv3plusResnet50 | Backbone::Deeplabv3plusResnet101 => {
+                deeplab::FEATURE_CHANNELS
+            }
+        }
+    }
+
+    /// How the seg head's logits reach HR for this backbone.
+    pub fn head_resize(&self) -> HeadResize {
+        match self.backbone {
+            Backbone::Unet => HeadResize::AlignCorners,
+            Backbone::Deeplabv3plusResnet50 | Backbone::Deeplabv3plusResnet101 => {
+                HeadResize::TwoStep
+            }
+        }
+    }
+
+    /// Builds the configured backbone's shared encoder.
+    pub fn init_encoder(&self, device: &Device) -> Encoder {
+        match self.backbone.resnet_depth() {
+            None => Encoder::Unet(UnetEncoder::new(self.in_channels, self.base, device)),
+            Some(depth) => Encoder::DeepLab(deeplab::DeepLabEncoder::new(
+                self.in_channels,
+                depth,
+                self.output_stride,
+                device,
+            )),
+        }
+    }
+
+    /// Builds one decoder of the configured backbone (the seg decoder, or the SR stream's
+    /// copy).
+    pub fn init_decoder(&self, device: &Device) -> Decoder {
+        match self.backbone {
+            Backbone::Unet => Decoder::Unet(UnetDecoder::new(self.base, device)),
+            Backbone::Deeplabv3plusResnet50 | Backbone::Deeplabv3plusResnet101 => {
+                Decoder::DeepLab(deeplab::DeepLabDecoder::new(device))
+            }
+        }
+    }
+
     /// Builds the training-time model of the configured framework on `device`. The parts are
     /// created in the same order as [`ModelConfig::init`]'s, so with the same seed the
     /// inference parts start from the same weights in every framework.
@@ -117,21 +187,21 @@ impl ModelConfig {
             seg_head,
         } = self.init(device);
         let r = self.effective_upscale();
-        let b = self.base;
+        let f = self.feature_channels();
         let image_channels = self.in_channels;
-        let sr_branch = self
-            .framework
-            .has_sr_stream()
-            .then(|| SrBranch::new(b, self.sr_head_widths, image_channels, r, device));
+        let sr_branch = self.framework.has_sr_stream().then(|| SrBranch {
+            decoder: self.init_decoder(device),
+            head: SrHead::new(f, self.sr_head_widths, image_channels, r, device),
+        });
         let shared_feature = match self.framework {
             Framework::Ds2f => Some(SharedFeature::Mscg(shared_feature::Mscg::new(
-                b,
-                b,
+                f,
+                f,
                 &self.shared_feature,
                 device,
             ))),
             Framework::Ssmaf => Some(SharedFeature::Maf(shared_feature::Maf::new(
-                b, b, 32, 4, device,
+                f, f, 32, 4, device,
             ))),
             Framework::Supervessel => Some(SharedFeature::Fim(shared_feature::Fim::new(
                 image_channels,
@@ -156,17 +226,16 @@ impl ModelConfig {
 
     /// Builds the model on `device` (parameters drawn from the device's seeded RNG).
     pub fn init(&self, device: &Device) -> Segmenter {
-        match self.backbone {
-            Backbone::Unet => Segmenter {
-                encoder: UnetEncoder::new(self.in_channels, self.base, device),
-                decoder: UnetDecoder::new(self.base, device),
-                seg_head: SegHead::new(
-                    self.base,
-                    self.num_classes,
-                    self.effective_upscale(),
-                    device,
-                ),
-            },
+        Segmenter {
+            encoder: self.init_encoder(device),
+            decoder: self.init_decoder(device),
+            seg_head: SegHead::new(
+                self.feature_channels(),
+                self.num_classes,
+                self.effective_upscale(),
+                device,
+            )
+            .with_resize(self.head_resize()),
         }
     }
 }
@@ -174,11 +243,11 @@ impl ModelConfig {
 /// A segmentation model: LR image in, HR class logits out. This is the whole inference graph.
 #[derive(Module, Debug)]
 pub struct Segmenter {
-    /// Shared encoder.
-    pub encoder: UnetEncoder,
+    /// Shared encoder of the configured backbone.
+    pub encoder: Encoder,
     /// Segmentation decoder.
-    pub decoder: UnetDecoder,
-    /// 1×1 head + bilinear ×r.
+    pub decoder: Decoder,
+    /// 1×1 head + bilinear to HR.
     pub seg_head: SegHead,
 }
 
@@ -188,8 +257,9 @@ impl Segmenter {
     /// - output: `[n, C, r·h, r·w]` logits
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let features = self.encoder.forward(x);
-        let f_seg = self.decoder.forward(&features); // [n, b, h, w]
-        self.seg_head.forward(f_seg) // [n, C, rh, rw]
+        let lr = features.input_size();
+        let f_seg = self.decoder.forward(&features); // U-Net [n, b, h, w]; DeepLab [n, 256, h/4, w/4]
+        self.seg_head.forward_at(f_seg, lr) // [n, C, rh, rw]
     }
 
     /// The up-scale rate r of the head.

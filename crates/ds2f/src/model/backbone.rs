@@ -1,0 +1,240 @@
+//! The backbone-generic wiring: one [`Encoder`], [`Decoder`] and [`Features`] type whose
+//! variants are the backbones (`model.backbone`), so that [`super::Segmenter`] and
+//! [`super::DualStream`] (and with them every framework) are written once for all backbones.
+//!
+//! # Adding a backbone
+//!
+//! 1. A variant in [`super::Backbone`] (the config key `model.backbone`), and in
+//!    [`super::ModelConfig::init_encoder`], [`super::ModelConfig::init_decoder`],
+//!    [`super::ModelConfig::feature_channels`] and [`super::ModelConfig::head_resize`].
+//! 2. A variant in each of [`Encoder`], [`Decoder`] and [`Features`] below, and the match arms
+//!    of their methods. The encoder returns everything every decoder copy reads (it runs once;
+//!    the seg decoder and the SR decoder both read its output). The decoder returns its stages'
+//!    outputs, the last being F_seg (or F_sr for the SR copy), the input of the heads and of the
+//!    shared-feature module.
+//! 3. If the decoder's output is not at the LR size, a [`HeadResize`] rule saying how the seg
+//!    head's logits reach HR; the SR stream always resizes its features bilinearly
+//!    (align_corners = false) to LR before the ESPCN head (the identity when already at LR).
+//!
+//! [`Encoder`] and [`Decoder`] are *transparent* module enums ([`transparent_module_enum!`]):
+//! unlike `#[derive(Module)]` on an enum, which puts the variant name in every parameter path
+//! (`encoder.Unet.down1…`), the variant adds nothing, so the U-Net's paths stay
+//! `encoder.down1.conv.conv1.weight` (its golden weights and earlier checkpoints load
+//! unchanged) and the ResNet's are `encoder.backbone.layer1.0.conv1.weight` (torchvision's
+//! names under a prefix). Which variant a record belongs to is not recorded: the model is
+//! always built from its config first and the record then applied, and a record of another
+//! backbone fails to load (its paths do not match).
+use burn::prelude::*;
+
+use super::deeplab::{DeepLabDecoder, DeepLabEncoder, DeepLabFeatures};
+use super::unet::{EncoderFeatures, UnetDecoder, UnetEncoder};
+
+/// Declares an enum of modules, one tuple variant per backbone, and implements burn's
+/// `Module` for it by delegating to the variant's module *without* adding the variant name to
+/// parameter paths (see the module docs).
+macro_rules! transparent_module_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident($ty:ty) ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        $vis enum $name {
+            $( $(#[$vmeta])* $variant($ty) ),+
+        }
+
+        impl burn::module::Module for $name {
+            fn collect_devices(&self, devices: burn::module::Devices) -> burn::module::Devices {
+                match self {
+                    $( Self::$variant(m) => burn::module::Module::collect_devices(m, devices) ),+
+                }
+            }
+
+            fn fork(self, device: &Device) -> Self {
+                match self {
+                    $( Self::$variant(m) => Self::$variant(burn::module::Module::fork(m, device)) ),+
+                }
+            }
+
+            fn to_device(self, device: &Device) -> Self {
+                match self {
+                    $( Self::$variant(m) => Self::$variant(burn::module::Module::to_device(m, device)) ),+
+                }
+            }
+
+            fn train(self) -> Self {
+                match self {
+                    $( Self::$variant(m) => Self::$variant(burn::module::Module::train(m)) ),+
+                }
+            }
+
+            fn valid(&self) -> Self {
+                match self {
+                    $( Self::$variant(m) => Self::$variant(burn::module::Module::valid(m)) ),+
+                }
+            }
+
+            fn materialize(self) -> Self {
+                match self {
+                    $( Self::$variant(m) => Self::$variant(burn::module::Module::materialize(m)) ),+
+                }
+            }
+
+            fn num_params(&self) -> usize {
+                match self {
+                    $( Self::$variant(m) => burn::module::Module::num_params(m) ),+
+                }
+            }
+
+            fn visit<V: burn::module::ModuleVisitor>(&self, visitor: &mut V) {
+                match self {
+                    $( Self::$variant(m) => burn::module::Module::visit(m, visitor) ),+
+                }
+            }
+
+            fn map<M: burn::module::ModuleMapper>(self, mapper: &mut M) -> Self {
+                match self {
+                    $( Self::$variant(m) => Self::$variant(burn::module::Module::map(m, mapper)) ),+
+                }
+            }
+        }
+
+        impl burn::module::ModuleDisplayDefault for $name {
+            fn content(&self, content: burn::module::Content) -> Option<burn::module::Content> {
+                match self {
+                    $( Self::$variant(m) => burn::module::ModuleDisplayDefault::content(m, content) ),+
+                }
+            }
+        }
+
+        impl burn::module::ModuleDisplay for $name {}
+    };
+}
+
+transparent_module_enum! {
+    /// The shared encoder of the configured backbone (run once per forward pass; both streams
+    /// read its [`Features`]).
+    // One per model: the size difference between variants costs nothing.
+    #[allow(clippy::large_enum_variant)]
+    pub enum Encoder {
+        /// The reference U-Net encoder (SPEC §1.1).
+        Unet(UnetEncoder),
+        /// ResNet v1.5 + ASPP (SPEC §1.3).
+        DeepLab(DeepLabEncoder),
+    }
+}
+
+transparent_module_enum! {
+    /// A decoder of the configured backbone: the segmentation decoder, or its copy with its
+    /// own weights in the SR stream.
+    #[allow(clippy::large_enum_variant)]
+    pub enum Decoder {
+        /// The reference U-Net decoder (`up6..up9`), output at LR with `base` channels.
+        Unet(UnetDecoder),
+        /// The DeepLabV3+ decoder, output at LR/4 with 256 channels.
+        DeepLab(DeepLabDecoder),
+    }
+}
+
+/// What an [`Encoder`] gives its decoders.
+// Built once per forward pass: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Features {
+    /// The U-Net's four skips and bottleneck.
+    Unet(EncoderFeatures),
+    /// DeepLabV3+'s low-level (`layer1`) and ASPP features.
+    DeepLab(DeepLabFeatures),
+}
+
+impl Features {
+    /// The LR input size `[h, w]` the features were computed from (the heads' target before
+    /// the ×r step).
+    pub fn input_size(&self) -> [usize; 2] {
+        match self {
+            Features::Unet(f) => {
+                let [_, _, h, w] = f.skips[0].dims();
+                [h, w]
+            }
+            Features::DeepLab(f) => f.input_size,
+        }
+    }
+}
+
+impl Encoder {
+    /// # Shapes
+    /// - `x`: `[n, in_channels, h, w]`
+    /// - output: the backbone's features (see [`EncoderFeatures`], [`DeepLabFeatures`])
+    pub fn forward(&self, x: Tensor<4>) -> Features {
+        match self {
+            Encoder::Unet(e) => Features::Unet(e.forward(x)),
+            Encoder::DeepLab(e) => Features::DeepLab(e.forward(x)),
+        }
+    }
+
+    /// The U-Net encoder, if this is one.
+    pub fn unet(&self) -> Option<&UnetEncoder> {
+        match self {
+            Encoder::Unet(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The DeepLabV3+ encoder, if this is one.
+    pub fn deeplab(&self) -> Option<&DeepLabEncoder> {
+        match self {
+            Encoder::DeepLab(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl Decoder {
+    /// The decoder's output F (F_seg or F_sr of the paper), the last of
+    /// [`Decoder::forward_levels`].
+    ///
+    /// # Shapes
+    /// - `features`: from the [`Encoder`] of the same backbone
+    /// - output: U-Net `[n, b, h, w]`; DeepLabV3+ `[n, 256, ceil(h/4), ceil(w/4)]`
+    ///
+    /// # Panics
+    /// If `features` come from another backbone's encoder (a model is built from one config,
+    /// so its parts always match).
+    pub fn forward(&self, features: &Features) -> Tensor<4> {
+        match (self, features) {
+            (Decoder::Unet(d), Features::Unet(f)) => d.forward(f),
+            (Decoder::DeepLab(d), Features::DeepLab(f)) => d.forward(f),
+            _ => panic!("decoder and encoder features of different backbones"),
+        }
+    }
+
+    /// Every stage's output, the last being [`Decoder::forward`]'s (CogSeg pulls the seg and
+    /// SR decoders together at each of them).
+    ///
+    /// # Shapes
+    /// - U-Net: `[n, 8b, h/8, w/8]`, `[n, 4b, h/4, w/4]`, `[n, 2b, h/2, w/2]`, `[n, b, h, w]`
+    /// - DeepLabV3+: the two fusion convolutions' outputs, `[n, 256, h/4, w/4]` each
+    ///
+    /// # Panics
+    /// As [`Decoder::forward`].
+    pub fn forward_levels(&self, features: &Features) -> Vec<Tensor<4>> {
+        match (self, features) {
+            (Decoder::Unet(d), Features::Unet(f)) => d.forward_levels(f).into(),
+            (Decoder::DeepLab(d), Features::DeepLab(f)) => d.forward_levels(f).into(),
+            _ => panic!("decoder and encoder features of different backbones"),
+        }
+    }
+}
+
+/// How the seg head's logits (at the decoder's resolution) reach the HR size `r·h × r·w`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeadResize {
+    /// The U-Net's: one bilinear resize (align_corners = true) from LR to HR.
+    #[default]
+    AlignCorners,
+    /// DeepLabV3+'s two steps: bilinear (align_corners = false) to the LR input size, then
+    /// bilinear ×r (align_corners = false).
+    TwoStep,
+}
