@@ -48,8 +48,15 @@ pub fn run(args: Args) -> Result<()> {
     let macs = inference_macs(&config.model, h, w);
     let r = config.model.effective_upscale();
     println!(
-        "model: {:?} on {:?}, base {}, {} classes, r = {r}",
-        config.model.framework, config.model.backbone, config.model.base, config.model.num_classes
+        "model: {:?} on {:?}{}, {} classes, r = {r}",
+        config.model.framework,
+        config.model.backbone,
+        if config.model.backbone == ds2f::model::Backbone::Unet {
+            format!(", base {}", config.model.base)
+        } else {
+            String::new()
+        },
+        config.model.num_classes
     );
     println!(
         "input (LR) {h}x{w} -> output (HR) {}x{} (HxW)",
@@ -83,11 +90,14 @@ pub fn run(args: Args) -> Result<()> {
         "GMACs (inference, as ptflops counts this model): {:.3}",
         macs.total() as f64 / 1e9
     );
-    println!(
-        "GMACs as the paper's \"GFLOPs\" column counts them (ptflops on the authors' code, \
-         whose shared ReLU is counted 35 times): {:.3}",
-        macs.paper_total() as f64 / 1e9
-    );
+    if config.model.backbone == ds2f::model::Backbone::Unet {
+        // A quirk of the authors' U-Net only (one ReLU module shared by every block).
+        println!(
+            "GMACs as the paper's \"GFLOPs\" column counts them (ptflops on the authors' code, \
+             whose shared ReLU is counted 35 times): {:.3}",
+            macs.paper_total() as f64 / 1e9
+        );
+    }
     println!(
         "  conv {:.3}, batch norm {:.3}, ReLU {:.3}, max-pool {:.3}, upsample {:.3}",
         macs.conv as f64 / 1e9,

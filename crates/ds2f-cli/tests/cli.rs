@@ -277,3 +277,50 @@ fn ds2f_trains_and_its_last_or_best_checkpoint_predicts_with_the_seg_stream() {
     }
     assert_eq!(summaries[0], summaries[1]);
 }
+
+#[test]
+fn info_counts_deeplab_parameters_without_the_unet_quirk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("dl.toml");
+    std::fs::write(
+        &config,
+        "[model]\nframework = \"ds2f\"\nbackbone = \"deeplabv3plus_resnet101\"\nnum_classes = 5\n",
+    )
+    .unwrap();
+    let out = ds2f(&[
+        "info",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        "64x64",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // SPEC §1.3 (C = 5): backbone 42,500,160 + ASPP 15,535,616 + decoder 1,303,600 + head
+    // 1,285 at inference; + SR decoder 1,303,600 + SR head 431,488 + MSCG(256, 256) 166,520 in
+    // training (crates/ds2f/tests/deeplab.rs checks each part against PyTorch).
+    assert!(
+        text.contains("parameters (inference graph): 59340661"),
+        "{text}"
+    );
+    assert!(
+        text.contains("parameters (training graph): 61242269"),
+        "{text}"
+    );
+    assert!(!text.contains("shared ReLU"), "U-Net-only line: {text}");
+}
+
+#[test]
+fn every_shipped_config_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            ds2f::config::ExperimentConfig::load(&path, &[])
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 14, "{n} configs");
+}

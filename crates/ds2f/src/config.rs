@@ -39,6 +39,13 @@ pub struct DataConfig {
     pub test_include: Vec<String>,
     /// A separate test folder; when set, `test_include` filters it instead of `root`.
     pub test_root: Option<PathBuf>,
+    /// The split of `root` to train on, for layouts with split folders (Cityscapes `train`,
+    /// DDR `train`); unset: the folder itself.
+    pub split: Option<String>,
+    /// The split of the test folder (`test_root`, else `root`), e.g. Cityscapes' `val`.
+    pub test_split: Option<String>,
+    /// The split of the selection folder (`val_root`, else `root`), e.g. DDR's `valid`.
+    pub val_split: Option<String>,
     /// Number of training images held out for validation (model selection).
     pub val_count: usize,
     /// An official selection set (DDR's `valid` folder): validation is every image of this
@@ -72,6 +79,9 @@ impl Default for DataConfig {
             train_include: vec!["*".into()],
             test_include: Vec::new(),
             test_root: None,
+            split: None,
+            test_split: None,
+            val_split: None,
             val_count: 2,
             val_root: None,
             class_names: Vec::new(),
@@ -461,7 +471,18 @@ fn suggest(key: &str) -> Option<String> {
     }
     let mut names: Vec<String> = node.as_table()?.keys().cloned().collect();
     // Optional keys that serialise to nothing when unset.
-    names.extend(["test_root", "val_root", "class_weights"].iter().map(|s| s.to_string()));
+    names.extend(
+        [
+            "test_root",
+            "val_root",
+            "split",
+            "test_split",
+            "val_split",
+            "class_weights",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
     names
         .into_iter()
         .map(|n| (strsim::damerau_levenshtein(leaf, &n), n))

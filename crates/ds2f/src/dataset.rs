@@ -158,10 +158,12 @@ pub fn split(data: &DataConfig, seed: u64, kind: MaskKind) -> Result<Splits> {
     check_class_count(data, kind.num_classes())?;
     let train_patterns = compile(&data.train_include, "data.train_include")?;
     let test_patterns = compile(&data.test_include, "data.test_include")?;
-    let mut found = discover_items_all(&data.root, &data.layout, None)?;
-    let mut found_test = match &data.test_root {
-        Some(dir) => Some(discover_items_all(dir, &data.layout, None)?),
-        None => None,
+    let mut found = discover_items_all(&data.root, &data.layout, data.split.as_deref())?;
+    let mut found_test = match (&data.test_root, &data.test_split) {
+        (Some(dir), split) => Some(discover_items_all(dir, &data.layout, split.as_deref())?),
+        // Another split of the same release (Cityscapes' `val`).
+        (None, Some(split)) => Some(discover_items_all(&data.root, &data.layout, Some(split))?),
+        (None, None) => None,
     };
     let mut problems = std::mem::take(&mut found.problems);
     problems.extend(
@@ -176,6 +178,7 @@ pub fn split(data: &DataConfig, seed: u64, kind: MaskKind) -> Result<Splits> {
         return Err(DataError::Problems(problems));
     }
     let items = found.items;
+    let separate_test = found_test.is_some();
     // A pattern that matches nothing is a typo: without this check a wrong test pattern
     // leaves no test image and trains on everything.
     let test_pool: &[Item] = found_test.as_ref().map_or(&items, |d| &d.items);
@@ -227,11 +230,12 @@ pub fn split(data: &DataConfig, seed: u64, kind: MaskKind) -> Result<Splits> {
     let mut pool: Vec<Item> = items
         .into_iter()
         .filter(|i| matches_any(&train_patterns, &i.name))
-        .filter(|i| data.test_root.is_some() || !matches_any(&test_patterns, &i.name))
+        .filter(|i| separate_test || !matches_any(&test_patterns, &i.name))
         .collect();
-    if let Some(dir) = &data.val_root {
-        // An official selection split (DDR's `valid`): every image of that folder.
-        let found_val = discover_items_all(dir, &data.layout, None)?;
+    if data.val_root.is_some() || data.val_split.is_some() {
+        // An official selection split (DDR's `valid`): every image of that folder or split.
+        let dir = data.val_root.as_ref().unwrap_or(&data.root);
+        let found_val = discover_items_all(dir, &data.layout, data.val_split.as_deref())?;
         if !found_val.problems.is_empty() {
             let mut problems = found_val.problems;
             problems.extend(ds2f_data::layout::check_items(&found_val.items, kind));

@@ -90,17 +90,21 @@ fn fa_inputs(device: &Device) -> (Tensor<4>, Tensor<4>) {
     (seg, sr)
 }
 
-/// Gradient of `loss(x)` w.r.t. `x` on the autodiff backend: all finite and not all zero.
-fn assert_gradient_finite_nonzero(x: Tensor<4>, loss: impl Fn(Tensor<4>) -> Tensor<1>) {
+/// Gradient of `loss(x)` w.r.t. `x` on the autodiff backend, flattened.
+fn gradient(x: Tensor<4>, loss: impl Fn(Tensor<4>) -> Tensor<1>) -> Vec<f32> {
     let device = Device::flex().autodiff();
     let x = Tensor::<4>::from_data(x.into_data(), &device).require_grad();
     let grads = loss(x.clone()).backward();
-    let g: Vec<f32> = x
-        .grad(&grads)
+    x.grad(&grads)
         .expect("a gradient")
         .into_data()
         .iter::<f32>()
-        .collect();
+        .collect()
+}
+
+/// Gradient of `loss(x)` w.r.t. `x` on the autodiff backend: all finite and not all zero.
+fn assert_gradient_finite_nonzero(x: Tensor<4>, loss: impl Fn(Tensor<4>) -> Tensor<1>) {
+    let g = gradient(x, loss);
     assert!(g.iter().all(|v| v.is_finite()), "non-finite gradient");
     assert!(g.iter().any(|&v| v != 0.0), "zero gradient");
 }
@@ -470,24 +474,32 @@ fn cross_entropy_and_focal_ignore_label_255() {
     let focal = scalar(FocalLoss::default().forward(logits.clone(), target.clone()));
     assert_rel(focal, 0.282898271035551, 1e-5, "focal, ignore 255");
     // Ignored pixels get no gradient; labelled ones do.
-    let ad = Device::flex().autodiff();
-    let x = Tensor::<4>::from_data(logits.into_data(), &ad).require_grad();
-    let t = Tensor::<3, Int>::from_data(target.to_data(), &ad);
-    let grads = CrossEntropy::default().forward(x.clone(), t).backward();
-    let g: Vec<f32> = x.grad(&grads).expect("a gradient").into_data().iter::<f32>().collect();
+    let g = gradient(logits, |x| {
+        let t = Tensor::<3, Int>::from_data(target.to_data(), &x.device());
+        CrossEntropy::default().forward(x, t)
+    });
     let labels: Vec<i64> = target.into_data().iter::<i64>().collect();
     let (c, hw) = (3, 15 * 13);
     for (p, &label) in labels.iter().enumerate() {
         let (b, q) = (p / hw, p % hw);
         let at = |ch: usize| g[(b * c + ch) * hw + q];
         if label == 255 {
-            assert!((0..c).all(|ch| at(ch) == 0.0), "ignored pixel {p} has a gradient");
+            assert!(
+                (0..c).all(|ch| at(ch) == 0.0),
+                "ignored pixel {p} has a gradient"
+            );
         } else {
-            assert!((0..c).any(|ch| at(ch) != 0.0), "labelled pixel {p} has none");
+            assert!(
+                (0..c).any(|ch| at(ch) != 0.0),
+                "labelled pixel {p} has none"
+            );
         }
     }
     // A batch with nothing labelled gives 0, not NaN.
     let all_ignored = Tensor::<3, Int>::full([2, 15, 13], 255, &device);
     let (logits, _) = batch_inputs(&device);
-    assert_eq!(scalar(CrossEntropy::default().forward(logits, all_ignored)), 0.0);
+    assert_eq!(
+        scalar(CrossEntropy::default().forward(logits, all_ignored)),
+        0.0
+    );
 }

@@ -136,3 +136,66 @@ fn crop_to_fov_cuts_image_mask_and_fov_to_the_fov_box() {
         .to_string();
     assert!(e.contains("is empty") && e.contains("000"), "{e}");
 }
+
+/// A Cityscapes-layout folder with `train` and `val` splits: `n` 32x16 images per split, train
+/// ids 0..19 and the ignore label 255 in each label file.
+fn write_cityscapes(root: &std::path::Path, split: &str, n: usize) {
+    let images = root.join("leftImg8bit").join(split).join("aachen");
+    let labels = root.join("gtFine").join(split).join("aachen");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::create_dir_all(&labels).unwrap();
+    for i in 0..n {
+        let name = format!("aachen_{i:06}_000019");
+        image::RgbImage::from_pixel(32, 16, image::Rgb([90, 60, 30]))
+            .save(images.join(format!("{name}_leftImg8bit.png")))
+            .unwrap();
+        image::GrayImage::from_fn(32, 16, |x, _| {
+            image::Luma([if x == 0 { 255 } else { (x % 19) as u8 }])
+        })
+        .save(labels.join(format!("{name}_gtFine_labelTrainIds.png")))
+        .unwrap();
+    }
+}
+
+#[test]
+fn splits_of_one_release_train_select_and_test() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("cityscapes");
+    write_cityscapes(&root, "train", 5);
+    write_cityscapes(&root, "val", 3);
+    let text = |extra: &str| {
+        format!(
+            "[data]\nroot = {:?}\nlayout = \"cityscapes\"\nsplit = \"train\"\n{extra}\n\
+             [model]\nnum_classes = 19\n",
+            root.display().to_string()
+        )
+    };
+    // Test on `val`, select on 2 images carved from `train`.
+    let c =
+        ExperimentConfig::parse(&text("test_split = \"val\"\nval_count = 2"), &[], "t").unwrap();
+    let s = split(&c.data, 3, mask_kind(19)).unwrap();
+    assert_eq!((s.train.len(), s.val.len(), s.test.len()), (3, 2, 3));
+    assert!(
+        s.test
+            .iter()
+            .all(|i| i.image.to_string_lossy().contains("/val/"))
+    );
+    assert!(
+        s.train
+            .iter()
+            .chain(&s.val)
+            .all(|i| i.image.to_string_lossy().contains("/train/"))
+    );
+    // Select on the whole `val` split (the official selection set), test on it too is not
+    // asked here: no test split, so no test images.
+    let c = ExperimentConfig::parse(&text("val_split = \"val\""), &[], "t").unwrap();
+    let s = split(&c.data, 3, mask_kind(19)).unwrap();
+    assert_eq!((s.train.len(), s.val.len(), s.test.len()), (5, 3, 0));
+    // The label maps keep 255 (ignore) and the train ids.
+    let (_, labels, _) = ds2f::dataset::load_item(&s.val[0], mask_kind(19)).unwrap();
+    assert_eq!(labels.get_pixel(0, 0).0[0], 255);
+    assert_eq!(labels.get_pixel(20, 3).0[0], 1);
+    // A class count other than the layout's is refused, naming the key.
+    let e = split(&c.data, 3, mask_kind(5)).unwrap_err().to_string();
+    assert!(e.contains("model.num_classes"), "{e}");
+}
