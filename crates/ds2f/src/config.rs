@@ -386,6 +386,7 @@ impl ExperimentConfig {
                 "must be between 1 and model.shared_feature.hidden",
             );
         }
+        self.model.validate()?;
         if self.data.workers == 0 {
             return bad("data.workers", "must be at least 1");
         }
@@ -461,7 +462,11 @@ fn suggest(key: &str) -> Option<String> {
     }
     let mut names: Vec<String> = node.as_table()?.keys().cloned().collect();
     // Optional keys that serialise to nothing when unset.
-    names.extend(["test_root", "val_root", "class_weights"].iter().map(|s| s.to_string()));
+    names.extend(
+        ["test_root", "val_root", "class_weights"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
     names
         .into_iter()
         .map(|n| (strsim::damerau_levenshtein(leaf, &n), n))
