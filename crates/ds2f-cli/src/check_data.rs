@@ -50,7 +50,8 @@ pub fn run(args: Args) -> Result<()> {
             let pixels = ds2f_data::labels::class_pixels(&labelled, kind, &limits)?;
             let names = ds2f::dataset::class_names(&data, classes);
             println!("\n{:<14} {:>14} {:>10}", "class", "pixels", "share");
-            for ((name, count), share) in names.iter().zip(&pixels.counts).zip(pixels.fractions()) {
+            for ((name, count), share) in names.iter().zip(&pixels.counts).zip(pixels.fractions())
+            {
                 println!("{name:<14} {count:>14} {:>9.4}%", 100.0 * share);
             }
             if pixels.ignored > 0 {

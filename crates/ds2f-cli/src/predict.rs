@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use ds2f::config::ExperimentConfig;
 use ds2f::infer::Predictor;
+use ds2f::config::ExperimentConfig;
 use ds2f::report::overlay::{labelled_overlay, mask_image};
-use ds2f_data::io::{load_rgb, save_png_atomic};
 use ds2f_data::layout::Item;
+use ds2f_data::io::{load_rgb, save_png_atomic};
 use image::{ImageBuffer, Luma};
 
 /// Arguments of `predict`.

@@ -67,23 +67,14 @@ fn five_classes_check_train_evaluate_predict() {
     assert!(train.status.success(), "{}", text(&train.stderr));
     let run = tmp.path().join("runs/lesions");
 
-    let eval = ds2f(&[
-        "evaluate",
-        "--run",
-        run.to_str().unwrap(),
-        "--checkpoint",
-        "last",
-    ]);
+    let eval = ds2f(&["evaluate", "--run", run.to_str().unwrap(), "--checkpoint", "last"]);
     assert!(eval.status.success(), "{}", text(&eval.stderr));
     let printed = text(&eval.stdout);
     for word in ["mIoU", "mDice", "mAUC", "MA", "SE", "pixel share"] {
         assert!(printed.contains(word), "{word}: {printed}");
     }
     // IoU and Dice are defined (every lesion is in the test images), mean and std included.
-    for line in printed
-        .lines()
-        .filter(|l| l.starts_with("mIoU") || l.starts_with("mDice"))
-    {
+    for line in printed.lines().filter(|l| l.starts_with("mIoU") || l.starts_with("mDice")) {
         assert!(!line.contains("NaN"), "{line}");
     }
     let summary: serde_json::Value =
@@ -158,11 +149,7 @@ fn five_classes_check_train_evaluate_predict() {
         let sum: i64 = planes.iter().map(|p| i64::from(p[i])).sum();
         assert!((sum - 65535).abs() <= 3, "pixel {i}: {sum}");
         let best = (0..5).max_by_key(|&c| planes[c][i]).unwrap();
-        assert_eq!(
-            planes[best][i],
-            planes[usize::from(label.0[0])][i],
-            "pixel {i}"
-        );
+        assert_eq!(planes[best][i], planes[usize::from(label.0[0])][i], "pixel {i}");
     }
     // The overlay carries a legend band below the 64x64 image.
     let overlay = image::open(pred_dir.join(format!("{name}_overlay.png")))

@@ -462,11 +462,7 @@ fn suggest(key: &str) -> Option<String> {
     }
     let mut names: Vec<String> = node.as_table()?.keys().cloned().collect();
     // Optional keys that serialise to nothing when unset.
-    names.extend(
-        ["test_root", "val_root", "class_weights"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
+    names.extend(["test_root", "val_root", "class_weights"].iter().map(|s| s.to_string()));
     names
         .into_iter()
         .map(|n| (strsim::damerau_levenshtein(leaf, &n), n))

@@ -474,34 +474,20 @@ fn cross_entropy_and_focal_ignore_label_255() {
     let x = Tensor::<4>::from_data(logits.into_data(), &ad).require_grad();
     let t = Tensor::<3, Int>::from_data(target.to_data(), &ad);
     let grads = CrossEntropy::default().forward(x.clone(), t).backward();
-    let g: Vec<f32> = x
-        .grad(&grads)
-        .expect("a gradient")
-        .into_data()
-        .iter::<f32>()
-        .collect();
+    let g: Vec<f32> = x.grad(&grads).expect("a gradient").into_data().iter::<f32>().collect();
     let labels: Vec<i64> = target.into_data().iter::<i64>().collect();
     let (c, hw) = (3, 15 * 13);
     for (p, &label) in labels.iter().enumerate() {
         let (b, q) = (p / hw, p % hw);
         let at = |ch: usize| g[(b * c + ch) * hw + q];
         if label == 255 {
-            assert!(
-                (0..c).all(|ch| at(ch) == 0.0),
-                "ignored pixel {p} has a gradient"
-            );
+            assert!((0..c).all(|ch| at(ch) == 0.0), "ignored pixel {p} has a gradient");
         } else {
-            assert!(
-                (0..c).any(|ch| at(ch) != 0.0),
-                "labelled pixel {p} has none"
-            );
+            assert!((0..c).any(|ch| at(ch) != 0.0), "labelled pixel {p} has none");
         }
     }
     // A batch with nothing labelled gives 0, not NaN.
     let all_ignored = Tensor::<3, Int>::full([2, 15, 13], 255, &device);
     let (logits, _) = batch_inputs(&device);
-    assert_eq!(
-        scalar(CrossEntropy::default().forward(logits, all_ignored)),
-        0.0
-    );
+    assert_eq!(scalar(CrossEntropy::default().forward(logits, all_ignored)), 0.0);
 }

@@ -262,6 +262,11 @@ fn deeplab_macs(
 /// counts as a ReLU, every average pool (the image pyramid, the stride-2 units' and the
 /// pyramid pooling's) as a pool of its input elements, every bilinear as its output elements.
 ///
+/// Only the convolution count is checked against PyTorch (`tests/espnet.rs`); the other kinds
+/// follow [`MacBreakdown`]'s rules, and [`MacBreakdown::total`]'s doubling of ReLU and pool
+/// counts is what ptflops does on the U-Net, not checked on ESPNetv2's PReLUs and functional
+/// pools.
+///
 /// # Panics
 /// On a scale [`super::ModelConfig::validate`] refuses.
 fn espnet_macs(config: &super::ModelConfig, h: usize, w: usize) -> MacBreakdown {

@@ -124,17 +124,11 @@ pub fn with_legend(image: &RgbImage, entries: &[(String, Rgb<u8>)]) -> Result<Rg
         let y = ((band - size) / 2) as i32;
         for (name, colour) in entries {
             let fill = RGBColor(colour[0], colour[1], colour[2]).filled();
-            root.draw(&Rectangle::new(
-                [(x, y), (x + size as i32, y + size as i32)],
-                fill,
-            ))
-            .map_err(|e| e.to_string())?;
+            root.draw(&Rectangle::new([(x, y), (x + size as i32, y + size as i32)], fill))
+                .map_err(|e| e.to_string())?;
             x += size as i32 + (band / 5) as i32;
-            root.draw_text(name, &font, (x, y))
-                .map_err(|e| e.to_string())?;
-            let (tw, _) = root
-                .estimate_text_size(name, &font)
-                .map_err(|e| e.to_string())?;
+            root.draw_text(name, &font, (x, y)).map_err(|e| e.to_string())?;
+            let (tw, _) = root.estimate_text_size(name, &font).map_err(|e| e.to_string())?;
             x += tw as i32 + (band / 2) as i32;
         }
         root.present().map_err(|e| e.to_string())?;
@@ -210,26 +204,16 @@ mod tests {
         assert_eq!(o.get_pixel(2, 0), &Rgb([0, 255, 0]));
 
         let image = RgbImage::from_pixel(200, 100, Rgb([10, 20, 30]));
-        let entries = [
-            ("MA".to_string(), Rgb([0, 0, 255])),
-            ("HE".to_string(), Rgb([0, 255, 0])),
-        ];
+        let entries = [("MA".to_string(), Rgb([0, 0, 255])), ("HE".to_string(), Rgb([0, 255, 0]))];
         let legend = with_legend(&image, &entries).expect("drawn");
         assert_eq!(legend.dimensions(), (200, 120));
-        assert_eq!(
-            legend.get_pixel(5, 5),
-            &Rgb([10, 20, 30]),
-            "the image is kept above"
-        );
+        assert_eq!(legend.get_pixel(5, 5), &Rgb([10, 20, 30]), "the image is kept above");
         let band: Vec<&Rgb<u8>> = (100..120)
             .flat_map(|y| (0..200).map(move |x| (x, y)))
             .map(|(x, y)| legend.get_pixel(x, y))
             .collect();
         assert!(band.contains(&&Rgb([0, 0, 255])), "MA swatch");
         assert!(band.contains(&&Rgb([0, 255, 0])), "HE swatch");
-        assert!(
-            band.iter().any(|p| p.0[0] < 100 && p.0 == [p.0[0]; 3]),
-            "dark text"
-        );
+        assert!(band.iter().any(|p| p.0[0] < 100 && p.0 == [p.0[0]; 3]), "dark text");
     }
 }
