@@ -5,8 +5,11 @@
 //! # Adding a backbone
 //!
 //! 1. A variant in [`super::Backbone`] (the config key `model.backbone`), and in
-//!    [`super::ModelConfig::init_encoder`], [`super::ModelConfig::init_decoder`],
-//!    [`super::ModelConfig::feature_channels`] and [`super::ModelConfig::head_resize`].
+//!    [`super::ModelConfig::init_encoder`], [`super::ModelConfig::init_decoder`] (which also
+//!    builds the SR copy, [`super::ModelConfig::init_sr_decoder`]),
+//!    [`super::ModelConfig::feature_channels`], [`super::ModelConfig::head_resize`] and, if the
+//!    seg head is not a 1×1 convolution with bias, [`super::ModelConfig::init`]'s choice of
+//!    [`super::SegHead`] (ESPNetv2: [`super::SegHead::espnet`], its decoder's `project_l1`).
 //! 2. A variant in each of [`Encoder`], [`Decoder`] and [`Features`] below, and the match arms
 //!    of their methods. The encoder returns everything every decoder copy reads (it runs once;
 //!    the seg decoder and the SR decoder both read its output). The decoder returns its stages'
