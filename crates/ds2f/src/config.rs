@@ -396,6 +396,7 @@ impl ExperimentConfig {
                 "must be between 1 and model.shared_feature.hidden",
             );
         }
+        self.model.validate()?;
         if self.data.workers == 0 {
             return bad("data.workers", "must be at least 1");
         }

@@ -5,16 +5,25 @@
 //! # Adding a backbone
 //!
 //! 1. A variant in [`super::Backbone`] (the config key `model.backbone`), and in
-//!    [`super::ModelConfig::init_encoder`], [`super::ModelConfig::init_decoder`],
-//!    [`super::ModelConfig::feature_channels`] and [`super::ModelConfig::head_resize`].
+//!    [`super::ModelConfig::init_encoder`], [`super::ModelConfig::init_decoder`] (which also
+//!    builds the SR copy, [`super::ModelConfig::init_sr_decoder`]),
+//!    [`super::ModelConfig::feature_channels`], [`super::ModelConfig::head_resize`] and, if the
+//!    seg head is not a 1×1 convolution with bias, [`super::ModelConfig::init`]'s choice of
+//!    [`super::SegHead`] (ESPNetv2: [`super::SegHead::espnet`], its decoder's `project_l1`).
 //! 2. A variant in each of [`Encoder`], [`Decoder`] and [`Features`] below, and the match arms
 //!    of their methods. The encoder returns everything every decoder copy reads (it runs once;
 //!    the seg decoder and the SR decoder both read its output). The decoder returns its stages'
 //!    outputs, the last being F_seg (or F_sr for the SR copy), the input of the heads and of the
 //!    shared-feature module.
 //! 3. If the decoder's output is not at the LR size, a [`HeadResize`] rule saying how the seg
-//!    head's logits reach HR; the SR stream always resizes its features bilinearly
-//!    (align_corners = false) to LR before the ESPCN head (the identity when already at LR).
+//!    head's logits reach HR, and in [`Decoder::to_lr`] how the SR stream's features reach LR
+//!    before the ESPCN head (by default bilinear, align_corners = false: the identity when
+//!    already at LR).
+//! 4. If the two decoder copies' outputs differ in width (ESPNetv2's F is the level-1
+//!    concatenation `[l1, up(project_l2)]`, `w1 + C` channels in the seg copy and `w1 + 3` in
+//!    the SR copy), [`super::ModelConfig::sr_feature_channels`] says the SR one; the
+//!    shared-feature modules take both widths. A framework that cannot work on the backbone
+//!    is refused by [`super::ModelConfig::validate`].
 //!
 //! [`Encoder`] and [`Decoder`] are *transparent* module enums ([`transparent_module_enum!`]):
 //! unlike `#[derive(Module)]` on an enum, which puts the variant name in every parameter path
@@ -27,7 +36,8 @@
 use burn::prelude::*;
 
 use super::deeplab::{DeepLabDecoder, DeepLabEncoder, DeepLabFeatures};
-use super::unet::{EncoderFeatures, UnetDecoder, UnetEncoder};
+use super::espnet::{EspnetLevels, EspnetV2Decoder, EspnetV2Encoder};
+use super::unet::{EncoderFeatures, UnetDecoder, UnetEncoder, bilinear};
 
 /// Declares an enum of modules, one tuple variant per backbone, and implements burn's
 /// `Module` for it by delegating to the variant's module *without* adding the variant name to
@@ -123,6 +133,8 @@ transparent_module_enum! {
         Unet(UnetEncoder),
         /// ResNet v1.5 + ASPP (SPEC §1.3).
         DeepLab(DeepLabEncoder),
+        /// The ESPNetv2 encoder without level 5 (SPEC §1.4).
+        Espnet(EspnetV2Encoder),
     }
 }
 
@@ -135,6 +147,9 @@ transparent_module_enum! {
         Unet(UnetDecoder),
         /// The DeepLabV3+ decoder, output at LR/4 with 256 channels.
         DeepLab(DeepLabDecoder),
+        /// The ESPNetv2 segmentation decoder up to the level-1 concatenation, output at LR/2
+        /// with `w1 + out` channels.
+        Espnet(EspnetV2Decoder),
     }
 }
 
@@ -147,6 +162,8 @@ pub enum Features {
     Unet(EncoderFeatures),
     /// DeepLabV3+'s low-level (`layer1`) and ASPP features.
     DeepLab(DeepLabFeatures),
+    /// ESPNetv2's four levels.
+    Espnet(EspnetLevels),
 }
 
 impl Features {
@@ -159,6 +176,7 @@ impl Features {
                 [h, w]
             }
             Features::DeepLab(f) => f.input_size,
+            Features::Espnet(f) => f.input_size,
         }
     }
 }
@@ -166,11 +184,13 @@ impl Features {
 impl Encoder {
     /// # Shapes
     /// - `x`: `[n, in_channels, h, w]`
-    /// - output: the backbone's features (see [`EncoderFeatures`], [`DeepLabFeatures`])
+    /// - output: the backbone's features (see [`EncoderFeatures`], [`DeepLabFeatures`],
+    ///   [`EspnetLevels`])
     pub fn forward(&self, x: Tensor<4>) -> Features {
         match self {
             Encoder::Unet(e) => Features::Unet(e.forward(x)),
             Encoder::DeepLab(e) => Features::DeepLab(e.forward(x)),
+            Encoder::Espnet(e) => Features::Espnet(e.forward(x)),
         }
     }
 
@@ -189,6 +209,14 @@ impl Encoder {
             _ => None,
         }
     }
+
+    /// The ESPNetv2 encoder, if this is one.
+    pub fn espnet(&self) -> Option<&EspnetV2Encoder> {
+        match self {
+            Encoder::Espnet(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl Decoder {
@@ -197,7 +225,8 @@ impl Decoder {
     ///
     /// # Shapes
     /// - `features`: from the [`Encoder`] of the same backbone
-    /// - output: U-Net `[n, b, h, w]`; DeepLabV3+ `[n, 256, ceil(h/4), ceil(w/4)]`
+    /// - output: U-Net `[n, b, h, w]`; DeepLabV3+ `[n, 256, ceil(h/4), ceil(w/4)]`; ESPNetv2
+    ///   `[n, w1 + out, ceil(h/2), ceil(w/2)]` (`merged_l1`)
     ///
     /// # Panics
     /// If `features` come from another backbone's encoder (a model is built from one config,
@@ -206,6 +235,7 @@ impl Decoder {
         match (self, features) {
             (Decoder::Unet(d), Features::Unet(f)) => d.forward(f),
             (Decoder::DeepLab(d), Features::DeepLab(f)) => d.forward(f),
+            (Decoder::Espnet(d), Features::Espnet(f)) => d.forward_merged(f).merged_l1,
             _ => panic!("decoder and encoder features of different backbones"),
         }
     }
@@ -216,6 +246,8 @@ impl Decoder {
     /// # Shapes
     /// - U-Net: `[n, 8b, h/8, w/8]`, `[n, 4b, h/4, w/4]`, `[n, 2b, h/2, w/2]`, `[n, b, h, w]`
     /// - DeepLabV3+: the two fusion convolutions' outputs, `[n, 256, h/4, w/4]` each
+    /// - ESPNetv2: `merged_l1` only (its other stages differ in width between the seg and SR
+    ///   copies, so CogSeg is refused on it)
     ///
     /// # Panics
     /// As [`Decoder::forward`].
@@ -223,7 +255,26 @@ impl Decoder {
         match (self, features) {
             (Decoder::Unet(d), Features::Unet(f)) => d.forward_levels(f).into(),
             (Decoder::DeepLab(d), Features::DeepLab(f)) => d.forward_levels(f).into(),
+            (Decoder::Espnet(d), Features::Espnet(f)) => vec![d.forward_merged(f).merged_l1],
             _ => panic!("decoder and encoder features of different backbones"),
+        }
+    }
+
+    /// The SR stream's features brought to the LR size `lr`, the ESPCN head's input: U-Net and
+    /// DeepLabV3+ resize bilinearly (align_corners = false; the identity at LR); ESPNetv2's SR
+    /// copy applies its `project_l1` (to the image channels), then bilinear
+    /// (align_corners = true).
+    ///
+    /// # Shapes
+    /// - `f`: this decoder's output (or the shared module's SR output), `[n, c, h', w']`
+    /// - output: `[n, c, h, w]` (ESPNetv2: `[n, out, h, w]`) with `[h, w] = lr`
+    ///
+    /// # Panics
+    /// On an ESPNetv2 segmentation decoder (built without `project_l1`).
+    pub fn to_lr(&self, f: Tensor<4>, lr: [usize; 2]) -> Tensor<4> {
+        match self {
+            Decoder::Espnet(d) => d.project(f, lr),
+            _ => bilinear(f, lr, false),
         }
     }
 }
@@ -237,4 +288,7 @@ pub enum HeadResize {
     /// DeepLabV3+'s two steps: bilinear (align_corners = false) to the LR input size, then
     /// bilinear ×r (align_corners = false).
     TwoStep,
+    /// ESPNetv2's two steps: bilinear (align_corners = true) to the LR input size (the
+    /// reference's ×2), then bilinear ×r (align_corners = true).
+    AlignCornersTwoStep,
 }

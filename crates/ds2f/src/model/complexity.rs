@@ -147,9 +147,10 @@ fn strided(s: [usize; 2], stride: usize) -> [usize; 2] {
 /// MACs of the inference graph (encoder, seg decoder, head, bilinear ×r) for one LR input of
 /// `h × w`, counted op by op as ptflops counts a model in eval mode (SPEC §7).
 pub fn inference_macs(config: &super::ModelConfig, h: usize, w: usize) -> MacBreakdown {
-    match config.backbone.resnet_depth() {
-        None => unet_macs(config, h, w),
-        Some(depth) => deeplab_macs(config, depth, h, w),
+    match (config.backbone, config.backbone.resnet_depth()) {
+        (super::Backbone::Espnetv2, _) => espnet_macs(config, h, w),
+        (_, None) => unet_macs(config, h, w),
+        (_, Some(depth)) => deeplab_macs(config, depth, h, w),
     }
 }
 
@@ -252,6 +253,110 @@ fn deeplab_macs(
     c.upsample(config.num_classes, [h, w]);
     if r > 1 {
         c.upsample(config.num_classes, [h * r, w * r]);
+    }
+    c.m
+}
+
+/// ESPNetv2 at `model.espnet_scale` (SPEC §1.4): encoder levels 1–4 with the image pyramid,
+/// the segmentation decoder, `project_l1` (the seg head), bilinear to LR and ×r. Every PReLU
+/// counts as a ReLU, every average pool (the image pyramid, the stride-2 units' and the
+/// pyramid pooling's) as a pool of its input elements, every bilinear as its output elements.
+///
+/// Only the convolution count is checked against PyTorch (`tests/espnet.rs`); the other kinds
+/// follow [`MacBreakdown`]'s rules, and [`MacBreakdown::total`]'s doubling of ReLU and pool
+/// counts is what ptflops does on the U-Net, not checked on ESPNetv2's PReLUs and functional
+/// pools.
+///
+/// # Panics
+/// On a scale [`super::ModelConfig::validate`] refuses.
+fn espnet_macs(config: &super::ModelConfig, h: usize, w: usize) -> MacBreakdown {
+    use super::espnet::encoder::BRANCHES as K;
+    let [w1, w2, w3, w4] = super::espnet::level_widths(config.espnet_scale)
+        .expect("model.espnet_scale is checked by ModelConfig::validate");
+    let (c_out, image, r) = (
+        config.num_classes,
+        config.in_channels,
+        config.effective_upscale(),
+    );
+    let mut c = MacCounter {
+        m: MacBreakdown::default(),
+    };
+    let area = |s: [usize; 2]| (s[0] * s[1]) as u64;
+    let half = |s: [usize; 2]| strided(s, 2);
+    // Conv with groups, BN, PReLU.
+    let cbr = |c: &mut MacCounter, cin: usize, cout: usize, k: usize, g: usize, s: [usize; 2]| {
+        c.conv(cin / g, cout, k, s, false);
+        c.m.batch_norm += 2 * cout as u64 * area(s);
+        c.relu(cout, s);
+    };
+    let cb = |c: &mut MacCounter, cin: usize, cout: usize, g: usize, s: [usize; 2]| {
+        c.conv(cin / g, cout, 1, s, false);
+        c.m.batch_norm += 2 * cout as u64 * area(s);
+    };
+    // An EESP unit `cin → cout` at stride `stride` on input size `s`.
+    let eesp = |c: &mut MacCounter, cin: usize, cout: usize, stride: usize, s: [usize; 2]| {
+        let n = cout / K;
+        let out = strided(s, stride);
+        cbr(c, cin, n, 1, K, s); // g_conv1
+        for _ in 0..K {
+            c.conv(1, n, 3, out, false); // depth-wise dilated branch
+        }
+        c.m.batch_norm += 2 * cout as u64 * area(out); // bn_pr
+        c.relu(cout, out);
+        cb(c, cout, cout, K, out); // conv_concat
+        if stride == 1 {
+            c.relu(cout, out); // module_act
+        }
+    };
+    // A stride-2 unit `cin → cout` on input size `s` (the image already pooled to s/2).
+    let strided_eesp = |c: &mut MacCounter, cin: usize, cout: usize, s: [usize; 2]| {
+        let out = half(s);
+        c.m.pool += cin as u64 * area(s);
+        eesp(c, cin, cout - cin, 2, s);
+        cbr(c, image, image, 3, 1, out); // refin_cbr
+        cb(c, image, cout, 1, out); // refin_cb
+        c.relu(cout, out); // activation
+    };
+    // Encoder.
+    let s0 = [h, w];
+    let (s1, s2) = (half(s0), half(half(s0)));
+    let (s3, s4) = (half(s2), half(half(s2)));
+    for s in [s0, s1, s2, s3] {
+        c.m.pool += image as u64 * area(s); // the image pyramid down to /16
+    }
+    cbr(&mut c, image, w1, 3, 1, s1); // level1
+    strided_eesp(&mut c, w1, w2, s1);
+    strided_eesp(&mut c, w2, w3, s2);
+    for _ in 0..3 {
+        eesp(&mut c, w3, w3, 1, s3);
+    }
+    strided_eesp(&mut c, w3, w4, s3);
+    for _ in 0..7 {
+        eesp(&mut c, w4, w4, 1, s4);
+    }
+    // Decoder.
+    cbr(&mut c, w4, w3, 1, 1, s4); // proj_l4_c
+    c.upsample(w3, s3);
+    eesp(&mut c, 2 * w3, w3, 1, s3); // pspMod.0
+    let mut p = s3;
+    for _ in 0..4 {
+        c.m.pool += w3 as u64 * area(p);
+        p = half(p);
+        c.conv(1, w3, 3, p, false); // depth-wise stage
+        c.upsample(w3, s3);
+    }
+    cbr(&mut c, 5 * w3, w3, 1, 1, s3); // pspMod.1 project
+    c.conv(w3, c_out, 1, s3, false); // project_l3
+    c.m.batch_norm += 2 * c_out as u64 * area(s3); // act_l3
+    c.relu(c_out, s3);
+    c.upsample(c_out, s2);
+    cbr(&mut c, w2 + c_out, c_out, 1, 1, s2); // project_l2
+    c.upsample(c_out, s1);
+    // Head: project_l1, bilinear to LR (the reference's ×2), ×r.
+    c.conv(w1 + c_out, c_out, 1, s1, false);
+    c.upsample(c_out, s0);
+    if r > 1 {
+        c.upsample(c_out, [h * r, w * r]);
     }
     c.m
 }

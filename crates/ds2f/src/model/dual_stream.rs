@@ -6,9 +6,10 @@
 //! seg head + bilinear ×r), so nothing of the SR stream is run or exported at inference.
 //!
 //! Written once for every backbone ([`super::backbone`]): the shared module runs on the two
-//! decoders' outputs at the decoder's resolution (LR for the U-Net, LR/4 for DeepLabV3+), and
-//! BOTH of its outputs go through the shared heads exactly as the main outputs do (seg: 1×1 +
-//! the backbone's resize to HR; SR: bilinear to LR + ESPCN head).
+//! decoders' outputs at the decoder's resolution (LR for the U-Net, LR/4 for DeepLabV3+, LR/2
+//! for ESPNetv2, whose seg and SR features differ in width), and BOTH of its outputs go through
+//! the shared heads exactly as the main outputs do (seg: 1×1 + the backbone's resize to HR; SR:
+//! [`super::Decoder::to_lr`] + ESPCN head).
 //!
 //! Bug fix: the reference DeepLabV3+ (SPEC §1.3 "Bug", §8 item 4) computes the fused seg
 //! feature and then discards it (`fusion_seg = self.out_conv(net)`), so its seg proxy is the

@@ -1,4 +1,5 @@
-//! Models: the reference U-Net and DeepLabV3+ split into `encoder`, `decoder` and `seg_head`
+//! Models: the reference U-Net, DeepLabV3+ and ESPNetv2 split into `encoder`, `decoder` and
+//! `seg_head`
 //! (the parts of segmentation_models_pytorch), with the framework and backbone chosen by
 //! config. [`backbone`] holds the backbone-generic wiring every framework is written against.
 pub mod backbone;
@@ -68,13 +69,16 @@ pub enum Backbone {
     Deeplabv3plusResnet50,
     /// DeepLabV3+ on ResNet-101 (SPEC §1.3, the paper's; `model.base` is not used).
     Deeplabv3plusResnet101,
+    /// ESPNetv2 (SPEC §1.4) at width multiplier `model.espnet_scale` (`model.base` is not
+    /// used).
+    Espnetv2,
 }
 
 impl Backbone {
     /// The ResNet depth of a DeepLabV3+ backbone.
     pub fn resnet_depth(self) -> Option<deeplab::ResNetDepth> {
         match self {
-            Backbone::Unet => None,
+            Backbone::Unet | Backbone::Espnetv2 => None,
             Backbone::Deeplabv3plusResnet50 => Some(deeplab::ResNetDepth::R50),
             Backbone::Deeplabv3plusResnet101 => Some(deeplab::ResNetDepth::R101),
         }
@@ -88,13 +92,17 @@ pub struct ModelConfig {
     /// The framework (`unet`, `unet_inter`, `unet_inter_sr`, `ds2f`, `cogseg`, `dsrl`,
     /// `supervessel`, `ssmaf`).
     pub framework: Framework,
-    /// The backbone (`unet`, `deeplabv3plus_resnet50`, `deeplabv3plus_resnet101`).
+    /// The backbone (`unet`, `deeplabv3plus_resnet50`, `deeplabv3plus_resnet101`,
+    /// `espnetv2`).
     pub backbone: Backbone,
     /// Base width b of the U-Net (paper: 64): widths b, 2b, 4b, 8b, 16b.
     pub base: usize,
     /// Output stride of the DeepLabV3+ ResNet, 8 (the reference's vessel/lesion scripts,
     /// default) or 16 (its Cityscapes script); unused by the U-Net.
     pub output_stride: OutputStride,
+    /// Width multiplier s of the ESPNetv2 backbone: 0.5, 1.0, 1.25, 1.5 or 2.0 (default: 2.0,
+    /// the reference's Cityscapes model); unused by the other backbones.
+    pub espnet_scale: f64,
     /// Number of classes C, background included (vessels: 2).
     pub num_classes: usize,
     /// Input channels (RGB: 3).
@@ -114,6 +122,7 @@ impl Default for ModelConfig {
             backbone: Backbone::Unet,
             base: 64,
             output_stride: OutputStride::Eight,
+            espnet_scale: 2.0,
             num_classes: 2,
             in_channels: 3,
             upscale: 2,
@@ -132,14 +141,68 @@ impl ModelConfig {
         }
     }
 
-    /// Channels of the decoder output (F_seg, F_sr): the width the heads and the
-    /// shared-feature module see (U-Net: `base`; DeepLabV3+: 256).
+    /// Checks what only the model knows: the ESPNetv2 width (`model.espnet_scale`) and that
+    /// the framework can run on the backbone (CogSeg pulls the two decoders together stage by
+    /// stage, and ESPNetv2's stages differ in width between its seg and SR copies).
+    ///
+    /// # Errors
+    /// [`crate::error::ConfigError::Range`] naming the key.
+    pub fn validate(&self) -> Result<(), crate::error::ConfigError> {
+        if self.backbone == Backbone::Espnetv2 {
+            espnet::level_widths(self.espnet_scale).map_err(|e| match e {
+                crate::error::ConfigError::Range { key, reason } => {
+                    crate::error::ConfigError::Range {
+                        key,
+                        reason: format!("{reason} (model.backbone = espnetv2)"),
+                    }
+                }
+                other => other,
+            })?;
+            if self.framework == Framework::Cogseg {
+                return Err(crate::error::ConfigError::Range {
+                    key: "model.framework".into(),
+                    reason: "cogseg needs decoder stages of equal width in both streams, which \
+                             model.backbone = espnetv2 does not have"
+                        .into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The ESPNetv2 level widths at `model.espnet_scale`.
+    ///
+    /// # Panics
+    /// On a scale [`ModelConfig::validate`] refuses.
+    fn espnet_widths(&self) -> [usize; 4] {
+        espnet::level_widths(self.espnet_scale)
+            .expect("model.espnet_scale is checked by ModelConfig::validate")
+    }
+
+    /// Channels of the segmentation decoder's output F_seg: the width the seg head and the
+    /// shared-feature module see (U-Net: `base`; DeepLabV3+: 256; ESPNetv2: `w1 + C`).
+    ///
+    /// # Panics
+    /// On an ESPNetv2 scale [`ModelConfig::validate`] refuses.
     pub fn feature_channels(&self) -> usize {
         match self.backbone {
             Backbone::Unet => self.base,
             Backbone::Deeplabv3plusResnet50 | Backbone::Deeplabv3plusResnet101 => {
                 deeplab::FEATURE_CHANNELS
             }
+            Backbone::Espnetv2 => self.espnet_widths()[0] + self.num_classes,
+        }
+    }
+
+    /// Channels of the SR decoder's output F_sr (the shared-feature module's SR input):
+    /// [`ModelConfig::feature_channels`], except ESPNetv2's `w1 + in_channels`.
+    ///
+    /// # Panics
+    /// As [`ModelConfig::feature_channels`].
+    pub fn sr_feature_channels(&self) -> usize {
+        match self.backbone {
+            Backbone::Espnetv2 => self.espnet_widths()[0] + self.in_channels,
+            _ => self.feature_channels(),
         }
     }
 
@@ -150,14 +213,23 @@ impl ModelConfig {
             Backbone::Deeplabv3plusResnet50 | Backbone::Deeplabv3plusResnet101 => {
                 HeadResize::TwoStep
             }
+            Backbone::Espnetv2 => HeadResize::AlignCornersTwoStep,
         }
     }
 
     /// Builds the configured backbone's shared encoder.
+    ///
+    /// # Panics
+    /// On an ESPNetv2 scale [`ModelConfig::validate`] refuses.
     pub fn init_encoder(&self, device: &Device) -> Encoder {
-        match self.backbone.resnet_depth() {
-            None => Encoder::Unet(UnetEncoder::new(self.in_channels, self.base, device)),
-            Some(depth) => Encoder::DeepLab(deeplab::DeepLabEncoder::new(
+        match (self.backbone, self.backbone.resnet_depth()) {
+            (Backbone::Espnetv2, _) => Encoder::Espnet(espnet::EspnetV2Encoder::new(
+                self.in_channels,
+                self.espnet_widths(),
+                device,
+            )),
+            (_, None) => Encoder::Unet(UnetEncoder::new(self.in_channels, self.base, device)),
+            (_, Some(depth)) => Encoder::DeepLab(deeplab::DeepLabEncoder::new(
                 self.in_channels,
                 depth,
                 self.output_stride,
@@ -166,13 +238,42 @@ impl ModelConfig {
         }
     }
 
-    /// Builds one decoder of the configured backbone (the seg decoder, or the SR stream's
-    /// copy).
+    /// Builds the segmentation decoder of the configured backbone.
+    ///
+    /// # Panics
+    /// On an ESPNetv2 scale [`ModelConfig::validate`] refuses.
     pub fn init_decoder(&self, device: &Device) -> Decoder {
+        self.init_decoder_for(false, device)
+    }
+
+    /// Builds the SR stream's copy of the decoder (its own weights; ESPNetv2's has image
+    /// channels instead of classes, and its own `project_l1`).
+    ///
+    /// # Panics
+    /// As [`ModelConfig::init_decoder`].
+    pub fn init_sr_decoder(&self, device: &Device) -> Decoder {
+        self.init_decoder_for(true, device)
+    }
+
+    fn init_decoder_for(&self, sr: bool, device: &Device) -> Decoder {
         match self.backbone {
             Backbone::Unet => Decoder::Unet(UnetDecoder::new(self.base, device)),
             Backbone::Deeplabv3plusResnet50 | Backbone::Deeplabv3plusResnet101 => {
                 Decoder::DeepLab(deeplab::DeepLabDecoder::new(device))
+            }
+            Backbone::Espnetv2 => {
+                let out = if sr {
+                    self.in_channels
+                } else {
+                    self.num_classes
+                };
+                Decoder::Espnet(espnet::EspnetV2Decoder::new(
+                    self.espnet_widths(),
+                    out,
+                    espnet::DROPOUT,
+                    sr,
+                    device,
+                ))
             }
         }
     }
@@ -187,21 +288,27 @@ impl ModelConfig {
             seg_head,
         } = self.init(device);
         let r = self.effective_upscale();
-        let f = self.feature_channels();
+        let (f, f_sr) = (self.feature_channels(), self.sr_feature_channels());
         let image_channels = self.in_channels;
+        // The ESPCN head reads the SR features at LR: ESPNetv2's SR copy has projected them to
+        // the image channels by then.
+        let sr_head_in = match self.backbone {
+            Backbone::Espnetv2 => image_channels,
+            _ => f_sr,
+        };
         let sr_branch = self.framework.has_sr_stream().then(|| SrBranch {
-            decoder: self.init_decoder(device),
-            head: SrHead::new(f, self.sr_head_widths, image_channels, r, device),
+            decoder: self.init_sr_decoder(device),
+            head: SrHead::new(sr_head_in, self.sr_head_widths, image_channels, r, device),
         });
         let shared_feature = match self.framework {
             Framework::Ds2f => Some(SharedFeature::Mscg(shared_feature::Mscg::new(
-                f,
+                f_sr,
                 f,
                 &self.shared_feature,
                 device,
             ))),
             Framework::Ssmaf => Some(SharedFeature::Maf(shared_feature::Maf::new(
-                f, f, 32, 4, device,
+                f_sr, f, 32, 4, device,
             ))),
             Framework::Supervessel => Some(SharedFeature::Fim(shared_feature::Fim::new(
                 image_channels,
@@ -225,17 +332,25 @@ impl ModelConfig {
     }
 
     /// Builds the model on `device` (parameters drawn from the device's seeded RNG).
+    ///
+    /// # Panics
+    /// On an ESPNetv2 scale [`ModelConfig::validate`] refuses.
     pub fn init(&self, device: &Device) -> Segmenter {
+        let encoder = self.init_encoder(device);
+        let decoder = self.init_decoder(device);
+        let (f, c, r) = (
+            self.feature_channels(),
+            self.num_classes,
+            self.effective_upscale(),
+        );
+        let seg_head = match self.backbone {
+            Backbone::Espnetv2 => SegHead::espnet(f, c, r, espnet::DROPOUT, device),
+            _ => SegHead::new(f, c, r, device).with_resize(self.head_resize()),
+        };
         Segmenter {
-            encoder: self.init_encoder(device),
-            decoder: self.init_decoder(device),
-            seg_head: SegHead::new(
-                self.feature_channels(),
-                self.num_classes,
-                self.effective_upscale(),
-                device,
-            )
-            .with_resize(self.head_resize()),
+            encoder,
+            decoder,
+            seg_head,
         }
     }
 }
@@ -258,7 +373,7 @@ impl Segmenter {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let features = self.encoder.forward(x);
         let lr = features.input_size();
-        let f_seg = self.decoder.forward(&features); // U-Net [n, b, h, w]; DeepLab [n, 256, h/4, w/4]
+        let f_seg = self.decoder.forward(&features); // U-Net [n, b, h, w]; DeepLab [n, 256, h/4, w/4]; ESPNet [n, w1 + C, h/2, w/2]
         self.seg_head.forward_at(f_seg, lr) // [n, C, rh, rw]
     }
 

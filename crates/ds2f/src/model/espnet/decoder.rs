@@ -11,11 +11,15 @@
 //!    → project_l1 (dropout, 1×1 → out) → bilinear ×2 → bilinear ×r
 //! ```
 //!
-//! Every bilinear has align_corners = true. `merged_l1` (`w1 + out` channels at /2) is where
-//! DS2F's MSCG attaches; [`EspnetV2Decoder::project`] and [`EspnetV2Decoder::forward_head`]
-//! apply the rest, so that the fused features go through the same head. The reference's "×2"
-//! is `scale_factor = 2` (output `2·ceil(h/2)`, one row too many for odd h); here it goes to
-//! the input size, the same map for even sizes and an `[r·h, r·w]` output for every size.
+//! Every bilinear has align_corners = true. `merged_l1` (`w1 + out` channels at /2) is the
+//! decoder's output F (F_seg, F_sr) in the backbone-generic wiring ([`crate::model::backbone`]),
+//! where DS2F's MSCG attaches; the rest is the head, so that the fused features go through the
+//! same head: in the segmentation stream `project_l1` is the [`crate::model::SegHead`]'s
+//! convolution (`seg_head.conv`, no bias, with the dropout before it), in the SR stream's copy
+//! it is this decoder's [`EspnetV2Decoder::project_l1`], applied by
+//! [`EspnetV2Decoder::project`] before the ESPCN head. The reference's "×2" is
+//! `scale_factor = 2` (output `2·ceil(h/2)`, one row too many for odd h); here it goes to the
+//! input size, the same map for even sizes and an `[r·h, r·w]` output for every size.
 use burn::nn::conv::Conv2d;
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
@@ -55,15 +59,23 @@ pub struct EspnetV2Decoder {
     pub project_l2: Cbr,
     /// Dropout before `project_l1` (identity off autodiff devices).
     pub project_l1_dropout: Dropout,
-    /// 1×1 `w1 + out → out`, no bias.
-    pub project_l1: Conv2d,
+    /// 1×1 `w1 + out → out`, no bias: the SR copy's (`sr_project_l1`); `None` in the
+    /// segmentation decoder, whose `project_l1` is the seg head's convolution.
+    pub project_l1: Option<Conv2d>,
 }
 
 impl EspnetV2Decoder {
     /// Builds the decoder for encoder level `widths`, `out_channels` outputs and dropout
     /// probability `dropout` (reference: 0.2; 0.1 for s ≤ 0.5 in the official code, which the
-    /// DS2F reference's scripts never select).
-    pub fn new(widths: [usize; 4], out_channels: usize, dropout: f64, device: &Device) -> Self {
+    /// DS2F reference's scripts never select), with its own `project_l1` when `project` (the
+    /// SR stream's copy).
+    pub fn new(
+        widths: [usize; 4],
+        out_channels: usize,
+        dropout: f64,
+        project: bool,
+        device: &Device,
+    ) -> Self {
         let [w1, w2, w3, w4] = widths;
         let o = out_channels;
         let init = ConvInit::Default;
@@ -76,7 +88,7 @@ impl EspnetV2Decoder {
             act_l3: Br::new(o, device),
             project_l2: Cbr::new([w2 + o, o], 1, 1, 1, init, device),
             project_l1_dropout: DropoutConfig::new(dropout).init(),
-            project_l1: conv([w1 + o, o], 1, 1, 1, 1, init, device),
+            project_l1: project.then(|| conv([w1 + o, o], 1, 1, 1, 1, init, device)),
         }
     }
 
@@ -110,26 +122,17 @@ impl EspnetV2Decoder {
     /// # Shapes
     /// - `merged_l1`: `[n, w1 + out, ceil(h/2), ceil(w/2)]`
     /// - output: `[n, out, h, w]` with `[h, w] = input_size`
-    pub fn project(&self, merged_l1: Tensor<4>, input_size: [usize; 2]) -> Tensor<4> {
-        let x = self.project_l1_dropout.forward(merged_l1);
-        let x = crate::ops::conv2d_module(&self.project_l1, x); // [n, out, /2]
-        bilinear(x, input_size, true) // [n, out, h, w]
-    }
-
-    /// [`EspnetV2Decoder::project`], then bilinear ×r: the segmentation head.
     ///
-    /// # Shapes
-    /// - `merged_l1`: `[n, w1 + out, ceil(h/2), ceil(w/2)]`
-    /// - output: `[n, out, r·h, r·w]` with `[h, w] = input_size`
-    pub fn forward_head(
-        &self,
-        merged_l1: Tensor<4>,
-        input_size: [usize; 2],
-        upscale: usize,
-    ) -> Tensor<4> {
-        let [h, w] = input_size;
-        let x = self.project(merged_l1, input_size); // [n, out, h, w]
-        bilinear(x, [upscale * h, upscale * w], true) // [n, out, rh, rw]
+    /// # Panics
+    /// On the segmentation decoder, which has no `project_l1` of its own (the seg head has it).
+    pub fn project(&self, merged_l1: Tensor<4>, input_size: [usize; 2]) -> Tensor<4> {
+        let conv = self
+            .project_l1
+            .as_ref()
+            .expect("project_l1 of the SR decoder copy");
+        let x = self.project_l1_dropout.forward(merged_l1);
+        let x = crate::ops::conv2d_module(conv, x); // [n, out, /2]
+        bilinear(x, input_size, true) // [n, out, h, w]
     }
 }
 
