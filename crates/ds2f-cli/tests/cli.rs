@@ -322,5 +322,5 @@ fn every_shipped_config_parses() {
             n += 1;
         }
     }
-    assert!(n >= 14, "{n} configs");
+    assert!(n >= 15, "{n} configs");
 }

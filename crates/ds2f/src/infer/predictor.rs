@@ -49,12 +49,11 @@ impl HrProbabilities {
             for (x, &sx) in xs.iter().enumerate() {
                 let src = sy * self.width + sx;
                 let dst = y * width + x;
-                let mut best = 0;
-                let mut best_p = self.data[src];
-                probs[0][dst] = best_p;
-                for c in 1..self.classes {
+                let (mut best, mut best_p) = (0, f32::NEG_INFINITY);
+                for (c, out) in probs.iter_mut().enumerate() {
                     let p = self.data[c * plane + src];
-                    probs[c][dst] = p;
+                    out[dst] = p;
+                    // The first class of the largest probability, as argmax.
                     if p > best_p {
                         best = c;
                         best_p = p;
