@@ -277,6 +277,11 @@ impl ExperimentConfig {
         config.data.root = resolve(base, &config.data.root);
         config.data.test_root = config.data.test_root.as_ref().map(|p| resolve(base, p));
         config.data.val_root = config.data.val_root.as_ref().map(|p| resolve(base, p));
+        config.model.encoder_weights = config
+            .model
+            .encoder_weights
+            .as_ref()
+            .map(|p| resolve(base, p));
         Ok(config)
     }
 

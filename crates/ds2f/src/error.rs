@@ -95,6 +95,68 @@ pub enum CheckpointError {
     },
 }
 
+/// Errors loading ImageNet-pretrained encoder weights (`model.encoder_weights`, see
+/// [`crate::model::pretrained`]).
+#[derive(Debug, thiserror::Error)]
+pub enum PretrainedError {
+    /// The configured backbone has no pretrained encoder family.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The file is missing, unreadable or not a state dict.
+    #[error("{path}: cannot read encoder weights: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// A tensor of the file has another shape than the encoder parameter of the same name.
+    #[error("{path}: `{key}` is {found:?} in the file but {expected:?} in the encoder")]
+    Shape {
+        /// The file.
+        path: PathBuf,
+        /// The encoder parameter.
+        key: String,
+        /// Its shape in the encoder.
+        expected: Vec<usize>,
+        /// Its shape in the file.
+        found: Vec<usize>,
+    },
+    /// A floating-point tensor that is not float32.
+    #[error("{path}: `{key}` is {dtype}; only float32 weights are loaded")]
+    DType {
+        /// The file.
+        path: PathBuf,
+        /// The file's key.
+        key: String,
+        /// Its element type.
+        dtype: String,
+    },
+    /// A tensor could not be decoded or applied.
+    #[error("{path}: `{key}`: {message}")]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// The encoder parameter.
+        key: String,
+        /// burn's message.
+        message: String,
+    },
+    /// Not one tensor of the file is an encoder parameter.
+    #[error(
+        "{path}: none of its {count} tensors is a ResNet encoder parameter (it has {examples}); \
+         expected torchvision's names (`conv1.weight`, `layer1.0.conv1.weight`, ...)"
+    )]
+    NothingMatched {
+        /// The file.
+        path: PathBuf,
+        /// Tensors in the file.
+        count: usize,
+        /// Its first few keys.
+        examples: String,
+    },
+}
+
 /// Errors selecting a device.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -129,6 +191,9 @@ pub enum TrainError {
     /// A checkpoint could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The pretrained encoder weights (`model.encoder_weights`) could not be loaded.
+    #[error(transparent)]
+    EncoderWeights(#[from] PretrainedError),
     /// A file of the run folder could not be read or written.
     #[error("{path}: {message}")]
     RunFile {

@@ -9,18 +9,24 @@ pub mod deeplab;
 pub mod dual_stream;
 pub mod espnet;
 pub mod feature_transform;
+pub mod pretrained;
 pub mod seg_head;
 pub mod shared_feature;
 pub mod sr_branch;
 pub mod sr_head;
 pub mod unet;
 
+use std::path::PathBuf;
+
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
 
 pub use backbone::{Decoder, Encoder, Features, HeadResize};
 pub use deeplab::OutputStride;
 pub use dual_stream::{DualStream, SharedFeature, TrainOutputs};
+pub use pretrained::{EncoderWeightsReport, load_encoder_weights};
 pub use seg_head::SegHead;
 pub use shared_feature::SharedFeatureConfig;
 pub use sr_branch::SrBranch;
@@ -113,6 +119,11 @@ pub struct ModelConfig {
     pub sr_head_widths: [usize; 2],
     /// The MSCG (and its ablation switches), used by `ds2f`.
     pub shared_feature: SharedFeatureConfig,
+    /// ImageNet-pretrained weights for the DeepLabV3+ ResNet, supplied by the user (nothing is
+    /// downloaded): a torchvision state dict saved by `torch.save` (`.pth`) or a
+    /// `.safetensors` file, loaded when a training starts from scratch (on resume the
+    /// checkpoint wins); see [`pretrained`]. Not valid with the U-Net backbone.
+    pub encoder_weights: Option<PathBuf>,
 }
 
 impl Default for ModelConfig {
@@ -128,6 +139,7 @@ impl Default for ModelConfig {
             upscale: 2,
             sr_head_widths: [64, 32],
             shared_feature: SharedFeatureConfig::default(),
+            encoder_weights: None,
         }
     }
 }
@@ -141,8 +153,9 @@ impl ModelConfig {
         }
     }
 
-    /// Checks what only the model knows: the ESPNetv2 width (`model.espnet_scale`) and that
-    /// the framework can run on the backbone (CogSeg pulls the two decoders together stage by
+    /// Checks what only the model knows: the ESPNetv2 width (`model.espnet_scale`), that
+    /// `model.encoder_weights` has an encoder to load into, and that the framework can run on
+    /// the backbone (CogSeg pulls the two decoders together stage by
     /// stage, and ESPNetv2's stages differ in width between its seg and SR copies).
     ///
     /// # Errors
@@ -166,6 +179,16 @@ impl ModelConfig {
                         .into(),
                 });
             }
+        }
+        // `model.encoder_weights` needs a pretrained family (the DeepLabV3+ ResNets).
+        self.check_encoder_weights()
+    }
+
+    /// Checks that `model.encoder_weights`, if set, has a pretrained family to load into (the
+    /// DeepLabV3+ ResNets; the U-Net has none).
+    pub fn check_encoder_weights(&self) -> Result<(), ConfigError> {
+        if self.encoder_weights.is_some() && self.backbone.resnet_depth().is_none() {
+            return Err(pretrained::no_pretrained_family());
         }
         Ok(())
     }

@@ -203,9 +203,14 @@ pub fn train(
         history = run.read_metrics()?;
         history.retain(|r| r.epoch <= state.epoch);
     } else {
-        run.create(config)?;
         ad_device.seed(config.train.seed);
         model = config.model.init_train(&ad_device);
+        // Before the run folder exists, so that a bad weights file leaves nothing to clear up.
+        if let Some(path) = &config.model.encoder_weights {
+            let report = crate::model::load_encoder_weights(&mut model.encoder, path)?;
+            eprintln!("{report}");
+        }
+        run.create(config)?;
         state = TrainState::default();
         history = Vec::new();
     }
