@@ -106,15 +106,15 @@ impl WeightsFormat {
 /// report names parameters by their model path (`encoder.backbone.conv1.weight`, ...).
 ///
 /// # Errors
-/// [`PretrainedError::Config`] naming `model.encoder_weights` if `encoder` is the U-Net's (no
-/// pretrained family), and the errors of [`load_resnet_weights`].
+/// [`PretrainedError::Config`] naming `model.encoder_weights` if `encoder` is the U-Net's or
+/// ESPNetV2's (no torchvision family), and the errors of [`load_resnet_weights`].
 pub fn load_encoder_weights(
     encoder: &mut Encoder,
     path: &Path,
 ) -> Result<EncoderWeightsReport, PretrainedError> {
     match encoder {
         Encoder::DeepLab(e) => load_into(&mut e.backbone, path, ENCODER_PREFIX),
-        Encoder::Unet(_) => Err(no_pretrained_family().into()),
+        Encoder::Unet(_) | Encoder::Espnet(_) => Err(no_pretrained_family().into()),
     }
 }
 
@@ -122,8 +122,8 @@ pub fn load_encoder_weights(
 pub(crate) fn no_pretrained_family() -> ConfigError {
     ConfigError::Range {
         key: CONFIG_KEY.into(),
-        reason: "the unet backbone has no pretrained encoder; ImageNet weights load into \
-                 deeplabv3plus_resnet50 / deeplabv3plus_resnet101 only"
+        reason: "only the DeepLabV3+ ResNets (deeplabv3plus_resnet50 / _resnet101) load \
+                 torchvision weights; the unet and espnetv2 backbones have no pretrained family"
             .into(),
     }
 }
