@@ -304,7 +304,9 @@ pub fn train(
         let cm = validate(&valid_model, &val_source, config.model.num_classes, device)?;
         let [iou, dice, mcc, bm] = selection_scores(&cm);
         state.epoch = epoch;
-        let improved = iou.is_finite() && state.best_score.is_none_or(|b| iou > b);
+        // `>=`: a tie goes to the later epoch, so a run whose validation score sits at 0 (a
+        // collapsed start) does not keep its first, least-trained checkpoint.
+        let improved = iou.is_finite() && state.best_score.is_none_or(|b| iou >= b);
         if improved {
             state.best_score = Some(iou);
             state.best_epoch = Some(epoch);
