@@ -1,4 +1,4 @@
-//! `ds2f check-data DIR [--classes C]`: reads every image, mask and FOV of a data folder and
+//! `ds2f check-data DIR [--classes C] [--lesion L]`: reads every image, mask and FOV of a data folder and
 //! lists all problems at once (duplicate stems, missing masks, unreadable files, size
 //! mismatches, mask values); for a clean folder, prints each class's share of the labelled
 //! pixels (the paper's Table I "RoI proportion").
@@ -18,6 +18,9 @@ pub struct Args {
     /// Layout (default: detected).
     #[arg(long, default_value = "auto")]
     pub layout: String,
+    /// A lesion layout's binary per-lesion mode (`MA`, `HE`, `EX`, `SE`), as `data.lesion`.
+    #[arg(long)]
+    pub lesion: Option<String>,
 }
 
 /// Runs `check-data`.
@@ -25,14 +28,19 @@ pub fn run(args: Args) -> Result<()> {
     let data = ds2f::config::DataConfig {
         root: args.dir.clone(),
         layout: args.layout.clone(),
+        lesion: args.lesion.clone(),
         ..Default::default()
     };
     let layout = ds2f::dataset::layout_of(&data)?;
-    let classes = args.classes.or(layout.num_classes()).unwrap_or(2);
+    let layout_classes = match data.lesion {
+        Some(_) => Some(2),
+        None => layout.num_classes(),
+    };
+    let classes = args.classes.or(layout_classes).unwrap_or(2);
     if classes < 2 {
         bail!("--classes {classes}: at least 2 (background + one class)");
     }
-    let found = ds2f::dataset::discover_items_all(&args.dir, &args.layout, None)?;
+    let found = ds2f::dataset::discover_data(&args.dir, &data, None)?;
     let items = found.items;
     let mut problems = found.problems;
     let kind = ds2f::dataset::mask_kind(classes);

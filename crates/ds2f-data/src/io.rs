@@ -630,6 +630,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(no_shared_data, ignore = "needs ../shared/data")]
     fn drive_tiff_gif_mask_and_fov() {
         let img = load_rgb(shared!("drive/images/21_training.tif")).unwrap();
         assert_eq!(img.dimensions(), (565, 584));
@@ -661,6 +662,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(no_shared_data, ignore = "needs ../shared/data")]
     fn hrf_antialiased_mask_binarises() {
         let path = shared!("hrf/masks/11_h.tif");
         // As stored, the mask has many grey levels.
@@ -681,6 +683,7 @@ mod tests {
 
     /// All 45 HRF masks (three anti-aliased) binarise (about 5 s in release mode).
     #[test]
+    #[cfg_attr(no_shared_data, ignore = "needs ../shared/data")]
     fn hrf_all_masks_binarise() {
         let dir = Path::new(shared!("hrf/masks"));
         let mut names: Vec<_> = fs::read_dir(dir)
@@ -704,6 +707,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(no_shared_data, ignore = "needs ../shared/data")]
     fn hrf_uppercase_jpg_and_rgb_tiff_fov() {
         let img = load_rgb(shared!("hrf/images/01_dr.JPG")).unwrap();
         assert_eq!(img.dimensions(), (3504, 2336));
@@ -718,6 +722,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(no_shared_data, ignore = "needs ../shared/data")]
     fn too_large_is_checked_from_the_header() {
         let limits = LoadLimits {
             max_pixels: 1_000_000,

@@ -139,6 +139,13 @@ impl Lesion {
         }
     }
 
+    /// The lesion of a folder code (`MA`, `HE`, `EX`, `SE`, `OD`; any case).
+    pub fn from_code(code: &str) -> Option<Lesion> {
+        [Lesion::Ma, Lesion::He, Lesion::Ex, Lesion::Se, Lesion::Od]
+            .into_iter()
+            .find(|l| l.code().eq_ignore_ascii_case(code))
+    }
+
     /// The class id in the merged label map.
     pub fn class(self) -> u8 {
         match self {
@@ -173,7 +180,7 @@ pub struct ClassMasks {
 /// Fails unless masks read as `kind` can hold the `num_classes` classes of `masks`.
 pub fn check_kind(masks: &ClassMasks, kind: MaskKind) -> Result<()> {
     let fits = match kind {
-        MaskKind::Binary => false,
+        MaskKind::Binary => masks.num_classes <= 2,
         MaskKind::Classes(n) | MaskKind::ClassesOrIgnore(n) => n >= masks.num_classes,
     };
     if fits {
@@ -203,6 +210,10 @@ pub(crate) fn discover_all(
     opts: &DiscoverOptions,
 ) -> Result<Discovery> {
     match layout {
+        Layout::Cityscapes if opts.lesion.is_some() => Err(DataError::Invalid {
+            name: "data.lesion",
+            reason: format!("applies to the lesion layouts (idrid, ddr), not {layout}"),
+        }),
         Layout::Cityscapes => discover_cityscapes(dir, opts),
         _ => discover_lesions(dir, layout, opts),
     }
@@ -232,7 +243,27 @@ fn lesion_scheme(layout: Layout, root: &Path) -> (PathBuf, PathBuf, Vec<Lesion>)
 /// Items of IDRiD or DDR: every image with the lesion files present for its stem.
 fn discover_lesions(dir: &Path, layout: Layout, opts: &DiscoverOptions) -> Result<Discovery> {
     let root = split_root(dir, layout, opts.split.as_deref())?;
-    let (images_dir, lesion_root, lesions) = lesion_scheme(layout, &root);
+    let (images_dir, lesion_root, mut lesions) = lesion_scheme(layout, &root);
+    // Binary per-lesion mode: the one lesion, written as class 1.
+    let binary = opts.lesion;
+    if let Some(lesion) = binary {
+        if !lesions.contains(&lesion) {
+            return Err(DataError::Invalid {
+                name: "data.lesion",
+                reason: format!(
+                    "`{}` is not a lesion of layout {layout} (expected one of {})",
+                    lesion.code(),
+                    lesions
+                        .iter()
+                        .map(|l| l.code())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        lesions = vec![lesion];
+    }
+    let class_of = |l: &Lesion| if binary.is_some() { 1 } else { l.class() };
     let mut problems = Vec::new();
     let images = index_images(&root, &images_dir, layout, |p| Some(stem(p)), &mut problems)?;
     let present: Vec<bool> = lesions
@@ -274,7 +305,7 @@ fn discover_lesions(dir: &Path, layout: Layout, opts: &DiscoverOptions) -> Resul
                     .zip(&files)
                     .filter_map(|(l, f)| {
                         f.get(&name).map(|p| ClassMask {
-                            class: l.class(),
+                            class: class_of(l),
                             path: p.clone(),
                         })
                     })

@@ -312,6 +312,10 @@ pub struct DiscoverOptions {
     /// A split subfolder to read (`training`/`test` for DRIVE, `train`/`test` for FIVES, any
     /// subfolder name for the others). Default: none, i.e. `dir` itself.
     pub split: Option<String>,
+    /// The lesion layouts' binary mode (the reference's DDR per-lesion scripts, SPEC §4): only
+    /// this lesion's masks are read, as class 1 of a binary label map. Other layouts refuse it.
+    /// Default: none (the merged multi-class map).
+    pub lesion: Option<crate::labels::Lesion>,
 }
 
 impl Default for DiscoverOptions {
@@ -319,6 +323,7 @@ impl Default for DiscoverOptions {
         Self {
             require_masks: true,
             split: None,
+            lesion: None,
         }
     }
 }
@@ -653,6 +658,12 @@ pub fn discover_all(
     if layout.num_classes().is_some() {
         return labels::discover_all(dir, layout, opts);
     }
+    if opts.lesion.is_some() {
+        return Err(DataError::Invalid {
+            name: "data.lesion",
+            reason: format!("applies to the lesion layouts (idrid, ddr), not {layout}"),
+        });
+    }
     let root = split_root(dir, layout, opts.split.as_deref())?;
     let s = scheme(layout, &root);
     if !s.images.is_dir() {
@@ -895,7 +906,7 @@ mod tests {
         // Without required masks, the item simply has none.
         let opts = DiscoverOptions {
             require_masks: false,
-            split: None,
+            ..Default::default()
         };
         let items = discover(r, Layout::Generic, &opts).unwrap();
         assert_eq!(items.len(), 2);
@@ -1132,6 +1143,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(no_shared_data, ignore = "needs ../shared/data")]
     fn shared_drive_and_hrf() {
         let drive = Path::new(shared!("drive"));
         assert_eq!(Layout::detect(drive).unwrap(), Layout::Generic);

@@ -334,10 +334,7 @@ mod tests {
     use super::*;
 
     fn load(file: &str) -> serde_json::Value {
-        let path = format!(
-            "{}/../../../shared/reference/{file}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../../tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         serde_json::from_str(&text).unwrap()
     }

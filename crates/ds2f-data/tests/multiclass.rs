@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use ds2f_data::augment::{AffineParams, AugmentRecord, apply_record, warp_gray_nearest};
 use ds2f_data::io::{LoadLimits, MaskKind, save_png_atomic};
 use ds2f_data::labels::{
-    ClassMask, ClassPixels, class_pixels, load_label_map, load_label_map_with, merge_class_masks,
+    ClassMask, ClassPixels, Lesion, class_pixels, load_label_map, load_label_map_with,
+    merge_class_masks,
 };
 use ds2f_data::layout::{DiscoverOptions, Item, Layout, check_items, discover};
 use ds2f_data::pair::make_sample;
@@ -243,7 +244,7 @@ fn lesion_folder_without_masks() {
     }
     let opts = DiscoverOptions {
         require_masks: false,
-        split: None,
+        ..Default::default()
     };
     let items = discover(r, Layout::Idrid, &opts).unwrap();
     assert!(items[0].class_masks.is_none() && !items[0].has_labels());
@@ -332,6 +333,58 @@ fn ddr_splits_and_tif_labels() {
     // The split folder itself works too.
     let items = discover(r.join("test"), Layout::Ddr, &strict()).unwrap();
     assert!(items[0].image.ends_with("test/image/007-1774-100.jpg"));
+
+    // Binary per-lesion mode (the reference's DDR per-lesion scripts): only MA, as class 1,
+    // without the EX and HE pixels that overwrite it in the merged map.
+    let opts = DiscoverOptions {
+        split: Some("valid".into()),
+        lesion: Some(Lesion::Ma),
+        ..Default::default()
+    };
+    let items = discover(r, Layout::Ddr, &opts).unwrap();
+    let masks = items[0].class_masks.as_ref().unwrap();
+    assert_eq!(masks.num_classes, 2);
+    assert_eq!(
+        masks.files,
+        [ClassMask {
+            class: 1,
+            path: r.join("valid/label/MA/007-1774-100.tif")
+        }]
+    );
+    let want_ma = grey(&[
+        &[0, 1, 0, 0, 0, 0],
+        &[0, 0, 0, 0, 0, 0],
+        &[0, 0, 1, 0, 0, 0],
+        &[0, 0, 0, 0, 0, 0],
+    ]);
+    assert_eq!(
+        load_label_map(&items[0], MaskKind::Binary, (6, 4)).unwrap(),
+        want_ma
+    );
+    assert!(check_items(&items, MaskKind::Binary).is_empty());
+    assert_eq!(Lesion::from_code("ex"), Some(Lesion::Ex));
+    assert_eq!(Lesion::from_code("XX"), None);
+    // The optic disc is no DDR lesion, and a vessel layout has no lesions.
+    let od = DiscoverOptions {
+        split: Some("valid".into()),
+        lesion: Some(Lesion::Od),
+        ..Default::default()
+    };
+    match discover(r, Layout::Ddr, &od) {
+        Err(DataError::Invalid { name, reason }) => {
+            assert_eq!(name, "data.lesion");
+            assert!(reason.contains("`OD`"), "{reason}");
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let vessels = DiscoverOptions {
+        lesion: Some(Lesion::Ex),
+        ..Default::default()
+    };
+    match discover(r.join("valid"), Layout::Generic, &vessels) {
+        Err(DataError::Invalid { name, .. }) => assert_eq!(name, "data.lesion"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
 }
 
 /// A Cityscapes tree with train (two cities) and val splits; the `labelTrainIds` of
@@ -674,6 +727,7 @@ fn items_serialise_without_class_masks_as_before() {
 /// {0: 2957752, 1: 1928, 2: 9262, 3: 30369, 5: 53745}; IDRiD_03
 /// {0: 2924897, 1: 3291, 2: 42789, 3: 81220, 4: 859}.
 #[test]
+#[cfg_attr(no_shared_data, ignore = "needs ../shared/data")]
 fn shared_idrid() {
     let dir = Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),

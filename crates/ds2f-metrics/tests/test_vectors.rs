@@ -5,7 +5,7 @@ use ds2f_metrics::{ConfusionMatrix, Evaluation, Metric, Scores};
 
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/test_vectors.json"
+    "/../../tests/data/test_vectors.json"
 );
 
 fn load() -> serde_json::Value {

@@ -128,7 +128,8 @@ pub const COLUMNS: [Column; 5] = [
 pub enum Column {
     /// A confusion-matrix metric.
     Metric(Metric),
-    /// Pooled PR-AUC (average precision).
+    /// Pooled PR-AUC: average precision for binary tasks; for multi-class ones the paper's
+    /// mAUC (the trapezoidal PR-AUC averaged over the lesion classes, SPEC §5).
     PrAuc,
 }
 
@@ -138,6 +139,14 @@ impl Column {
         match self {
             Column::Metric(m) => m.name(),
             Column::PrAuc => "pr_auc",
+        }
+    }
+
+    /// Header of a multi-class table (`mAUC` for the PR column), else [`Column::title`].
+    pub fn title_for(self, multi_class: bool) -> &'static str {
+        match (self, multi_class) {
+            (Column::PrAuc, true) => "mAUC (PR)",
+            _ => self.title(),
         }
     }
 
@@ -157,6 +166,7 @@ impl Column {
     pub fn pooled(self, s: &Summary) -> f64 {
         match self {
             Column::Metric(m) => s.reported.get(m),
+            Column::PrAuc if s.num_classes > 2 => s.reported_pr_auc,
             Column::PrAuc => s.reported_average_precision,
         }
     }
@@ -282,6 +292,9 @@ pub struct Report {
     pub ood_sets: Vec<String>,
     /// Rows in table order.
     pub variants: Vec<VariantRow>,
+    /// Whether the runs are multi-class (more than two classes): the PR column is then mAUC.
+    #[serde(default)]
+    pub multi_class: bool,
 }
 
 /// Builds the report from the finished runs of `plan`.
@@ -376,6 +389,7 @@ pub fn build(file: &ExperimentFile, plan: &[RunSpec], results: &[RunResult]) -> 
         .into(),
         ood_sets,
         variants: rows,
+        multi_class: results.iter().any(|r| r.test.num_classes > 2),
     }
 }
 
@@ -520,7 +534,7 @@ impl Report {
         let mut header = "| variant | runs | collapsed | failed |".to_string();
         let mut rule = "|---|---|---|---|".to_string();
         for c in COLUMNS {
-            let _ = write!(header, " {} |", c.title());
+            let _ = write!(header, " {} |", c.title_for(self.multi_class));
             rule.push_str("---|");
         }
         header.push_str(" params (M) | GMACs | training (min/run) |");
@@ -597,7 +611,8 @@ impl Report {
             );
             let _ = writeln!(
                 md,
-                "| variant | runs | IoU | Dice | MCC | BM | PR-AUC (AP) |\n|---|---|---|---|---|---|---|"
+                "| variant | runs | IoU | Dice | MCC | BM | {} |\n|---|---|---|---|---|---|---|",
+                Column::PrAuc.title_for(self.multi_class)
             );
             for r in &self.variants {
                 let cells = &r.ood[set];

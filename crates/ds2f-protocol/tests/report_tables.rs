@@ -215,3 +215,35 @@ fn tables_have_the_rows_columns_counts_and_marks() {
         assert!(!name.to_string_lossy().contains(".tmp"), "{name:?}");
     }
 }
+
+/// The PR column of a multi-class summary is the paper's mAUC (trapezoid), titled so; a binary
+/// one keeps the average precision.
+#[test]
+fn pr_column_is_mauc_for_multi_class_runs() {
+    let mut e = Evaluation::with_bins(3, 100);
+    // Six pixels, three classes; class 1's scores rank a negative above its second positive,
+    // where the average precision (step) and the trapezoid differ.
+    let truth = [0u8, 1, 1, 0, 2, 2];
+    let pred = [0u8, 1, 0, 1, 2, 2];
+    let probs = [
+        0.8, 0.1, 0.5, 0.3, 0.1, 0.2, // class 0
+        0.1, 0.8, 0.4, 0.6, 0.1, 0.1, // class 1
+        0.1, 0.1, 0.1, 0.1, 0.8, 0.7, // class 2
+    ];
+    e.add_image("m", &truth, &pred, Some(&probs), None).unwrap();
+    let s = e.summary();
+    assert!(
+        (s.reported_pr_auc - s.reported_average_precision).abs() > 1e-3,
+        "{} vs {}",
+        s.reported_pr_auc,
+        s.reported_average_precision
+    );
+    assert_eq!(report::Column::PrAuc.pooled(&s), s.reported_pr_auc);
+    assert_eq!(report::Column::PrAuc.title_for(true), "mAUC (PR)");
+    assert_eq!(report::Column::PrAuc.title_for(false), "PR-AUC (AP)");
+    let binary = summary(&["a".to_string()], |_| (30, 5));
+    assert_eq!(
+        report::Column::PrAuc.pooled(&binary),
+        binary.reported_average_precision
+    );
+}

@@ -54,6 +54,10 @@ pub struct DataConfig {
     /// Class names by id, for tables, overlays and probability files. Empty: the layout's
     /// (IDRiD/DDR: background, MA, HE, EX, SE; Cityscapes' 19), else `class k`.
     pub class_names: Vec<String>,
+    /// The lesion layouts' binary per-lesion mode (`MA`, `HE`, `EX` or `SE`): only this
+    /// lesion's masks are read, as a binary task (`model.num_classes = 2`), as the reference's
+    /// DDR per-lesion scripts do (SPEC §4). Unset: the merged multi-class label map.
+    pub lesion: Option<String>,
     /// Select the best checkpoint on the test images instead of held-out training images, as
     /// the reference's k-fold script does (SPEC §8.6). Optimistic: only for `protocol =
     /// "reference"` experiments, which measure the difference.
@@ -85,6 +89,7 @@ impl Default for DataConfig {
             val_count: 2,
             val_root: None,
             class_names: Vec::new(),
+            lesion: None,
             select_on_test: false,
             lr_size: [256, 256],
             augment: true,
@@ -400,6 +405,17 @@ impl ExperimentConfig {
                 "model.shared_feature.reduction",
                 "must be between 1 and model.shared_feature.hidden",
             );
+        }
+        if sf.kind == crate::model::SharedFeatureKind::Cagl {
+            if sf.heads == 0 || !sf.hidden.is_multiple_of(sf.heads) {
+                return bad(
+                    "model.shared_feature.heads",
+                    "must be a positive divisor of model.shared_feature.hidden",
+                );
+            }
+            if sf.down_rate == 0 {
+                return bad("model.shared_feature.down_rate", "must be at least 1");
+            }
         }
         self.model.validate()?;
         if self.data.workers == 0 {

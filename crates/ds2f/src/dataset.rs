@@ -8,6 +8,7 @@ use ds2f_data::DataError;
 use ds2f_data::augment::Augment;
 use ds2f_data::error::Result;
 use ds2f_data::io::{LoadLimits, MaskKind, load_fov, load_rgb_with};
+use ds2f_data::labels::Lesion;
 use ds2f_data::labels::load_label_map;
 use ds2f_data::layout::{DiscoverOptions, Discovery, Item, Layout, discover, discover_all};
 use ds2f_data::loader::{Batch, SampleSource};
@@ -52,6 +53,7 @@ pub fn discover_items(
     let opts = DiscoverOptions {
         require_masks,
         split: split.map(str::to_string),
+        ..Default::default()
     };
     discover(dir, layout, &opts)
 }
@@ -61,10 +63,35 @@ pub fn discover_items(
 pub fn discover_items_all(dir: &Path, layout: &str, split: Option<&str>) -> Result<Discovery> {
     let layout = parse_layout(dir, layout)?;
     let opts = DiscoverOptions {
-        require_masks: true,
         split: split.map(str::to_string),
+        ..Default::default()
     };
     discover_all(dir, layout, &opts)
+}
+
+/// [`discover_items_all`] with the data config's layout and binary lesion mode
+/// (`data.lesion`).
+pub fn discover_data(dir: &Path, data: &DataConfig, split: Option<&str>) -> Result<Discovery> {
+    let layout = parse_layout(dir, &data.layout)?;
+    let opts = DiscoverOptions {
+        require_masks: true,
+        split: split.map(str::to_string),
+        lesion: lesion_of(data)?,
+    };
+    discover_all(dir, layout, &opts)
+}
+
+/// The lesion of `data.lesion`, if set.
+pub fn lesion_of(data: &DataConfig) -> Result<Option<Lesion>> {
+    data.lesion
+        .as_deref()
+        .map(|code| {
+            Lesion::from_code(code).ok_or_else(|| DataError::Invalid {
+                name: "data.lesion",
+                reason: format!("unknown lesion `{code}` (expected MA, HE, EX or SE)"),
+            })
+        })
+        .transpose()
 }
 
 /// `auto` (detected from the folder) or a layout name.
@@ -89,14 +116,23 @@ pub fn layout_of(data: &DataConfig) -> Result<Layout> {
 /// A layout that defines its classes (IDRiD, DDR: 5; `idrid_od`: 6; Cityscapes: 19) needs
 /// `model.num_classes` to say the same.
 fn check_class_count(data: &DataConfig, num_classes: usize) -> Result<()> {
-    match layout_of(data)?.num_classes() {
+    let layout_classes = match lesion_of(data)? {
+        Some(_) => Some(2),
+        None => layout_of(data)?.num_classes(),
+    };
+    match layout_classes {
         Some(n) if n != num_classes => Err(DataError::Invalid {
             name: "model.num_classes",
-            reason: format!(
-                "is {num_classes}, but the `{}` layout of {} has {n} classes",
-                layout_of(data)?.name(),
-                data.root.display()
-            ),
+            reason: match &data.lesion {
+                Some(code) => format!(
+                    "is {num_classes}, but data.lesion = \"{code}\" makes a binary task (2 classes)"
+                ),
+                None => format!(
+                    "is {num_classes}, but the `{}` layout of {} has {n} classes",
+                    layout_of(data)?.name(),
+                    data.root.display()
+                ),
+            },
         }),
         _ => Ok(()),
     }
@@ -108,6 +144,9 @@ fn check_class_count(data: &DataConfig, num_classes: usize) -> Result<()> {
 pub fn class_names(data: &DataConfig, num_classes: usize) -> Vec<String> {
     if data.class_names.len() == num_classes {
         return data.class_names.clone();
+    }
+    if let (Ok(Some(lesion)), 2) = (lesion_of(data), num_classes) {
+        return vec!["background".into(), lesion.code().into()];
     }
     if let Some(names) = layout_of(data)
         .ok()
@@ -158,11 +197,11 @@ pub fn split(data: &DataConfig, seed: u64, kind: MaskKind) -> Result<Splits> {
     check_class_count(data, kind.num_classes())?;
     let train_patterns = compile(&data.train_include, "data.train_include")?;
     let test_patterns = compile(&data.test_include, "data.test_include")?;
-    let mut found = discover_items_all(&data.root, &data.layout, data.split.as_deref())?;
+    let mut found = discover_data(&data.root, data, data.split.as_deref())?;
     let mut found_test = match (&data.test_root, &data.test_split) {
-        (Some(dir), split) => Some(discover_items_all(dir, &data.layout, split.as_deref())?),
+        (Some(dir), split) => Some(discover_data(dir, data, split.as_deref())?),
         // Another split of the same release (Cityscapes' `val`).
-        (None, Some(split)) => Some(discover_items_all(&data.root, &data.layout, Some(split))?),
+        (None, Some(split)) => Some(discover_data(&data.root, data, Some(split))?),
         (None, None) => None,
     };
     let mut problems = std::mem::take(&mut found.problems);
@@ -235,7 +274,7 @@ pub fn split(data: &DataConfig, seed: u64, kind: MaskKind) -> Result<Splits> {
     if data.val_root.is_some() || data.val_split.is_some() {
         // An official selection split (DDR's `valid`): every image of that folder or split.
         let dir = data.val_root.as_ref().unwrap_or(&data.root);
-        let found_val = discover_items_all(dir, &data.layout, data.val_split.as_deref())?;
+        let found_val = discover_data(dir, data, data.val_split.as_deref())?;
         if !found_val.problems.is_empty() {
             let mut problems = found_val.problems;
             problems.extend(ds2f_data::layout::check_items(&found_val.items, kind));

@@ -35,7 +35,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use ds2f::config::{ExperimentConfig, LossConfig};
 use ds2f::model::complexity::{inference_macs, trainable_params};
-use ds2f::model::{Backbone, Framework, ModelConfig, OutputStride};
+use ds2f::model::{Backbone, Framework, ModelConfig, OutputStride, SharedFeatureKind};
 use ds2f::train::Objective;
 
 const ALL: [Framework; 8] = [
@@ -108,6 +108,13 @@ fn parameter_counts_equal_the_reference() {
     // SPEC's 61.28 M total has CAGL (0.21 M) where this has the MSCG (0.17 M): the rest,
     // 61,075,749, plus CAGL's 0.21 M is SPEC's total.
     assert_eq!(c(""), 61_075_749 + mscg);
+    // With `model.shared_feature.kind = "cagl"`, the reference's model at HEAD: CAGL(256, 256)
+    // is 206,816 parameters and the total SPEC's 61.28 M.
+    let mut cagl = deeplab(Backbone::Deeplabv3plusResnet101, Framework::Ds2f);
+    cagl.shared_feature.kind = SharedFeatureKind::Cagl;
+    let model = cagl.init_train(&device);
+    assert_eq!(trainable_params(&model, "shared_feature"), 206_816);
+    assert_eq!(trainable_params(&model, ""), 61_282_565);
     // ResNet-50 (torchvision's 25,557,032 less its fc, 2048·1000 + 1000).
     let r50 = deeplab(Backbone::Deeplabv3plusResnet50, Framework::UnetInter).init(&device);
     assert_eq!(trainable_params(&r50, "encoder.backbone"), 23_508_032);
@@ -333,11 +340,28 @@ fn seg_proxy_uses_the_fused_feature() {
 
 #[test]
 fn ds2f_resnet50_trains_and_gradients_reach_every_parameter() {
+    let config = deeplab(Backbone::Deeplabv3plusResnet50, Framework::Ds2f);
+    trains_and_gradients_reach_every_parameter(config, 64);
+}
+
+#[test]
+fn ds2f_resnet50_with_cagl_trains_and_gradients_reach_every_parameter() {
+    // CAGL's window needs /4 features at least `down_rate` pixels wide, and with a single
+    // window position its attention is a softmax over one key, which passes no gradient to q
+    // and k (as in PyTorch): an LR input of 128 (/4: 32) with a 16×16 window gives 2×2.
+    let mut config = deeplab(Backbone::Deeplabv3plusResnet50, Framework::Ds2f);
+    config.shared_feature.kind = SharedFeatureKind::Cagl;
+    config.shared_feature.down_rate = 16;
+    trains_and_gradients_reach_every_parameter(config, 128);
+}
+
+/// Four Adam steps on one batch of `size`² LR images: every parameter gets a gradient on the
+/// first, and the loss falls.
+fn trains_and_gradients_reach_every_parameter(config: ModelConfig, size: usize) {
     let device = Device::default().autodiff();
     device.seed(11);
-    let config = deeplab(Backbone::Deeplabv3plusResnet50, Framework::Ds2f);
     let mut model = config.init_train(&device);
-    let (x, y, hr) = batch(&device, 2, 64, 64, 2);
+    let (x, y, hr) = batch(&device, 2, size, size, 2);
     let objective = Objective::new(Framework::Ds2f, &LossConfig::default(), 5, None);
     let loss_of = |model: &ds2f::model::DualStream| {
         objective

@@ -11,7 +11,7 @@ use ds2f::loss::{
 
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/test_vectors.json"
+    "/../../tests/data/test_vectors.json"
 );
 
 fn vectors() -> serde_json::Value {

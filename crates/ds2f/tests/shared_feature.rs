@@ -13,7 +13,8 @@ use burn::tensor::Gradients;
 use ds2f::model::complexity::{trainable_parameters, trainable_params};
 use ds2f::model::shared_feature::fim::channel_shuffle;
 use ds2f::model::shared_feature::{
-    AttentionBlock, ContextBlock, Fim, GateForm, Maf, MsConvParts, Mscg, SharedFeatureConfig,
+    AttentionBlock, Cagl, ContextBlock, Fim, GateForm, Maf, MsConvParts, Mscg, SharedFeatureConfig,
+    SharedFeatureKind,
 };
 
 /// Per output: its sum and its first 8 values.
@@ -756,4 +757,124 @@ fn config_reads_its_toml_table() {
         "{message}"
     );
     assert!(toml::from_str::<SharedFeatureConfig>("context = \"msconv\"").is_err());
+}
+
+// ---------------------------------------------------------------------------------- CAGL
+
+// python3 tests/golden/make_shared_feature.py: Cagl(4, 4, hidden=8, r=4, down_rate=2,
+// heads=2), amp 1.0, on the MSCG inputs (1, 4, 6, 7).
+const CAGL: Golden = &[
+    (
+        18.53281,
+        [
+            0.2955204, 0.4168937, 0.5376781, 0.7316177, 1.3916042, 1.6254900, 1.7638714, 0.9356289,
+        ],
+    ),
+    (
+        -5.3191886,
+        [
+            -0.8318163, -1.2916734, -1.0757679, -0.9934967, -1.0013365, -0.9528822, -0.8262419,
+            -1.2522852,
+        ],
+    ),
+];
+
+/// The PyTorch `state_dict()` keys of that model (printed by the same script).
+const CAGL_KEYS: &[&str] = &[
+    "fu_se.1.weight",
+    "fu_se.1.bias",
+    "fu_se.3.weight",
+    "fu_se.3.bias",
+    "fuse.weight",
+    "fuse.bias",
+    "global_att.layer_scaler",
+    "global_att.ffn_scaler",
+    "global_att.down_conv.weight",
+    "global_att.down_conv.bias",
+    "global_att.q_proj.0.weight",
+    "global_att.q_proj.0.bias",
+    "global_att.q_proj.1.weight",
+    "global_att.q_proj.1.bias",
+    "global_att.q_proj.1.running_mean",
+    "global_att.q_proj.1.running_var",
+    "global_att.k_proj.0.weight",
+    "global_att.k_proj.0.bias",
+    "global_att.k_proj.1.weight",
+    "global_att.k_proj.1.bias",
+    "global_att.k_proj.1.running_mean",
+    "global_att.k_proj.1.running_var",
+    "global_att.v_proj.0.weight",
+    "global_att.v_proj.0.bias",
+    "global_att.v_proj.1.weight",
+    "global_att.v_proj.1.bias",
+    "global_att.v_proj.1.running_mean",
+    "global_att.v_proj.1.running_var",
+    "global_att.ffn.0.weight",
+    "global_att.ffn.0.bias",
+    "global_att.ffn.2.weight",
+    "global_att.ffn.2.bias",
+    "local_conv.0.weight",
+    "local_conv.0.bias",
+    "local_conv.2.weight",
+    "local_conv.2.bias",
+    "out_x.0.weight",
+    "out_x.0.bias",
+    "out_y.0.weight",
+    "out_y.0.bias",
+];
+
+fn cagl_config(hidden: usize, down_rate: usize, heads: usize) -> SharedFeatureConfig {
+    SharedFeatureConfig {
+        kind: SharedFeatureKind::Cagl,
+        hidden,
+        down_rate,
+        heads,
+        ..SharedFeatureConfig::default()
+    }
+}
+
+#[test]
+fn cagl_matches_pytorch_with_the_reference_names() {
+    let device = Device::flex();
+    let cagl = Cagl::new(4, 4, &cagl_config(8, 2, 2), &device);
+    let keys: Vec<String> = cagl.torch_keys().into_iter().map(|(_, t)| t).collect();
+    // burn keeps no `num_batches_tracked`; every other key, in PyTorch's order.
+    assert_eq!(keys, CAGL_KEYS);
+    let (cagl, _) = sin_fill(cagl, 1.0);
+    let (sr, seg) = sr_seg([1, 4, 6, 7], &device);
+    let (a, b) = cagl.forward(sr, seg);
+    assert_eq!((a.dims(), b.dims()), ([1, 4, 6, 7], [1, 4, 6, 7]));
+    assert_golden("cagl", &[a, b], CAGL);
+}
+
+#[test]
+fn cagl_has_the_reference_parameter_count_and_trains_every_parameter() {
+    let device = Device::flex();
+    // SPEC §1.3: CAGL(256, 256) is 0.21 M; 206,816 exactly (PyTorch, the script above):
+    // SE 131,712, fuse 16,416, global 40,416, local 1,376, out 16,896.
+    let cagl = Cagl::new(256, 256, &cagl_config(32, 32, 4), &device);
+    let count = |p| trainable_params(&cagl, p);
+    assert_eq!(count("fu_se_reduce") + count("fu_se_expand"), 131_712);
+    assert_eq!(count("global_att"), 40_416);
+    assert_eq!(count(""), 206_816);
+
+    let autodiff = device.autodiff();
+    let (cagl, _) = sin_fill(Cagl::new(16, 8, &cagl_config(8, 4, 4), &autodiff), 0.5);
+    let sr = closed([2, 16, 9, 13], 0.13, 0.3, f64::sin, &autodiff);
+    let seg = closed([2, 8, 9, 13], 0.29, 2.0, f64::cos, &autodiff);
+    let (a, b) = cagl.forward(sr, seg);
+    assert_eq!((a.dims(), b.dims()), ([2, 16, 9, 13], [2, 8, 9, 13]));
+    let dead = dead_params(&cagl, (weighted_sum(a) + weighted_sum(b)).backward());
+    assert!(dead.is_empty(), "CAGL: no gradient for {dead:?}");
+}
+
+#[test]
+fn cagl_is_chosen_by_the_kind_key() {
+    let config: SharedFeatureConfig =
+        toml::from_str("kind = \"cagl\"\ndown_rate = 16\nheads = 2").unwrap();
+    assert_eq!(config, {
+        let mut c = cagl_config(32, 16, 2);
+        c.reduction = 4;
+        c
+    });
 }

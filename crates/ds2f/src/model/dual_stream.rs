@@ -1,6 +1,6 @@
 //! The training-time network of every framework of the paper: the shared encoder, the
 //! segmentation stream (`decoder`, `seg_head`) and, depending on the framework, the SR stream
-//! (`sr_branch`) and a cross-stream module (`shared_feature`: MSCG, MAF, FIM or DSRL's FTM).
+//! (`sr_branch`) and a cross-stream module (`shared_feature`: MSCG or CAGL, MAF, FIM or DSRL's FTM).
 //! [`DualStream::forward_train`] returns every output the losses need; [`DualStream::forward`]
 //! and [`DualStream::into_segmenter`] are the inference graph only (encoder + seg decoder +
 //! seg head + bilinear ×r), so nothing of the SR stream is run or exported at inference.
@@ -19,7 +19,7 @@ use burn::prelude::*;
 
 use super::backbone::{Decoder, Encoder};
 use super::feature_transform::FeatureTransform;
-use super::shared_feature::{Fim, Maf, Mscg};
+use super::shared_feature::{Cagl, Fim, Maf, Mscg};
 use super::sr_branch::SrBranch;
 use super::{Framework, SegHead, Segmenter};
 
@@ -30,6 +30,8 @@ use super::{Framework, SegHead, Segmenter};
 pub enum SharedFeature {
     /// DS2F's multi-scale cross gate, on (F_sr, F_seg) at LR before the heads.
     Mscg(Mscg),
+    /// The reference DeepLabV3+'s CAGL (`model.shared_feature.kind = "cagl"`), where MSCG is.
+    Cagl(Cagl),
     /// SS-MAF's multi-attention fusion, on (F_sr, F_seg) at LR before the heads.
     Maf(Maf),
     /// SuperVessel's feature interaction module, on (SR image, seg logits) after the heads.
@@ -118,6 +120,11 @@ impl DualStream {
         match &self.shared_feature {
             Some(SharedFeature::Mscg(mscg)) => {
                 let (cross_sr, cross_seg) = mscg.forward(f_sr, f_seg); // [n, c, h', w'] each
+                out.proxy_sr = Some(sr_branch.image_at(cross_sr, lr)); // [n, 3, rh, rw]
+                out.proxy_seg = Some(self.seg_head.forward_at(cross_seg, lr)); // [n, C, rh, rw]
+            }
+            Some(SharedFeature::Cagl(cagl)) => {
+                let (cross_sr, cross_seg) = cagl.forward(f_sr, f_seg); // [n, c, h', w'] each
                 out.proxy_sr = Some(sr_branch.image_at(cross_sr, lr)); // [n, 3, rh, rw]
                 out.proxy_seg = Some(self.seg_head.forward_at(cross_seg, lr)); // [n, C, rh, rw]
             }

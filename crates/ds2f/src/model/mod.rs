@@ -28,7 +28,7 @@ pub use deeplab::OutputStride;
 pub use dual_stream::{DualStream, SharedFeature, TrainOutputs};
 pub use pretrained::{EncoderWeightsReport, load_encoder_weights};
 pub use seg_head::SegHead;
-pub use shared_feature::SharedFeatureConfig;
+pub use shared_feature::{SharedFeatureConfig, SharedFeatureKind};
 pub use sr_branch::SrBranch;
 pub use sr_head::SrHead;
 pub use unet::{UnetDecoder, UnetEncoder};
@@ -324,12 +324,20 @@ impl ModelConfig {
             head: SrHead::new(sr_head_in, self.sr_head_widths, image_channels, r, device),
         });
         let shared_feature = match self.framework {
-            Framework::Ds2f => Some(SharedFeature::Mscg(shared_feature::Mscg::new(
-                f_sr,
-                f,
-                &self.shared_feature,
-                device,
-            ))),
+            Framework::Ds2f => Some(match self.shared_feature.kind {
+                SharedFeatureKind::Mscg => SharedFeature::Mscg(shared_feature::Mscg::new(
+                    f_sr,
+                    f,
+                    &self.shared_feature,
+                    device,
+                )),
+                SharedFeatureKind::Cagl => SharedFeature::Cagl(shared_feature::Cagl::new(
+                    f_sr,
+                    f,
+                    &self.shared_feature,
+                    device,
+                )),
+            }),
             Framework::Ssmaf => Some(SharedFeature::Maf(shared_feature::Maf::new(
                 f_sr, f, 32, 4, device,
             ))),

@@ -230,6 +230,53 @@ class Maf(nn.Module):
                 torch.sigmoid(self.seg_att(fusion)) * f_seg + f_seg)
 
 
+# ---------------------------------------------------------------- CAGL (the reference DeepLabV3+'s SFEM)
+class DownAttention(nn.Module):
+    """DownAttention4D as SPEC §1.3 describes it; names as imed_vision."""
+
+    def __init__(self, dim, down_rate, heads):
+        super().__init__()
+        self.down_conv = nn.Conv2d(dim, dim, down_rate, down_rate, groups=dim)
+        self.heads = heads
+        self.q_proj = nn.Sequential(conv(dim, dim), nn.BatchNorm2d(dim))
+        self.k_proj = nn.Sequential(conv(dim, dim), nn.BatchNorm2d(dim))
+        self.v_proj = nn.Sequential(conv(dim, dim), nn.BatchNorm2d(dim))
+        self.layer_scaler = nn.Parameter(torch.full((dim,), 1e-6))
+        self.ffn = nn.Sequential(conv(dim, 2 * dim), nn.GELU(), conv(2 * dim, dim), nn.GELU())
+        self.ffn_scaler = nn.Parameter(torch.full((dim,), 1e-6))
+
+    def forward(self, x):
+        d = self.down_conv(x)
+        n, c, h, w = d.shape
+        hd = c // self.heads
+        q = self.q_proj(d).reshape(n, self.heads, hd, h * w).transpose(2, 3)
+        k = self.k_proj(d).reshape(n, self.heads, hd, h * w)
+        v = self.v_proj(d).reshape(n, self.heads, hd, h * w).transpose(2, 3)
+        att = torch.softmax((q @ k) * hd ** -0.5, dim=-1)
+        net = (att @ v).transpose(2, 3).reshape(n, c, h, w)
+        net = self.layer_scaler.view(1, -1, 1, 1) * net + d
+        net = self.ffn(net) * self.ffn_scaler.view(1, -1, 1, 1) + net
+        return F.interpolate(net, size=x.shape[2:], mode="bilinear", align_corners=True)
+
+
+class Cagl(nn.Module):
+    def __init__(self, c1, c2, hidden=32, r=4, down_rate=32, heads=4):
+        super().__init__()
+        fu = c1 + c2
+        self.fu_se = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv(fu, fu // r), nn.ReLU(), conv(fu // r, fu), nn.Sigmoid())
+        self.fuse = conv(fu, hidden)
+        self.global_att = DownAttention(hidden, down_rate, heads)
+        self.local_conv = nn.Sequential(conv(hidden, hidden, 3, 1, hidden), nn.GELU(), conv(hidden, hidden), nn.GELU())
+        self.out_x = nn.Sequential(conv(hidden, c1), nn.Softmax(dim=1))
+        self.out_y = nn.Sequential(conv(hidden, c2), nn.Softmax(dim=1))
+
+    def forward(self, x, y):
+        f = torch.cat([x, y], 1)
+        f = self.fuse(self.fu_se(f) * f)
+        f = f + self.global_att(f) + self.local_conv(f)
+        return self.out_x(f) * x + x, self.out_y(f) * y + y
+
+
 # ---------------------------------------------------------------- driver
 def fill(model, amp=0.2):
     with torch.no_grad():
@@ -278,6 +325,10 @@ def main():
         fim_seg = closed((1, 2, 6, 7), 0.29, 2.0, torch.cos)
         report("fim", [fill(Fim(3, 2, 8))(fim_sr, fim_seg)])
         report("maf", fill(Maf(4, 4, 8, 4))(sr_in, seg_in))
+        cagl = fill(Cagl(4, 4, hidden=8, r=4, down_rate=2, heads=2), amp=1.0)
+        print("// cagl state_dict keys:", list(cagl.state_dict().keys()))
+        report("cagl", cagl(sr_in, seg_in))
+        print("// Cagl(256, 256) parameters:", sum(p.numel() for p in Cagl(256, 256).parameters()))
 
 
 if __name__ == "__main__":

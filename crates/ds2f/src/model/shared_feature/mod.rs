@@ -5,6 +5,7 @@
 //! | file | module | reference (`Qsingle/imed_vision`) |
 //! |---|---|---|
 //! | [`mscg`] | [`Mscg`], [`MscgGate`], [`Context`] | `layers/task_fusion.py::CrossGL`, `Gate` |
+//! | [`cagl`] | [`Cagl`], [`DownAttention`] | `task_fusion.py::CAGL`, `DownAttention4D` |
 //! | [`mrcab`] | [`Mrcab`] (with or without gpool), [`Rcab`], [`Attention`] | `task_fusion.py::RCAB`; Zhang et al. 2018 |
 //! | [`ms_conv`] | [`MsConv`] | `task_fusion.py::MSConv2d`, `ImagePool` |
 //! | [`aspp`] | [`Aspp`] | `models/segmentation/deeplab.py::ASPP` |
@@ -12,6 +13,7 @@
 //! | [`fim`] | [`Fim`] | `layers/fim.py::FIM` |
 //! | [`maf`] | [`Maf`] | `layers/maf.py::MAF` |
 pub mod aspp;
+pub mod cagl;
 pub mod fim;
 pub mod maf;
 pub mod mrcab;
@@ -23,12 +25,26 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use aspp::Aspp;
+pub use cagl::{Cagl, DownAttention};
 pub use fim::Fim;
 pub use maf::Maf;
 pub use mrcab::{Attention, Mrcab, Rcab};
 pub use ms_conv::MsConv;
 pub use mscg::{Context, Mscg, MscgGate};
 pub use self_attention::SelfAttention;
+
+/// Which shared-feature module DS2F uses (`model.shared_feature.kind`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedFeatureKind {
+    /// The paper's multi-scale cross gate (`CrossGL` of the code), with the ablations below.
+    #[default]
+    Mscg,
+    /// The reference DeepLabV3+'s `CAGL` at HEAD (SPEC §1.3): SE over the concatenation,
+    /// windowed multi-head attention + local branch, channel-softmax gates. Uses `hidden`,
+    /// `reduction`, `down_rate` and `heads`; the MSCG ablation keys do not apply to it.
+    Cagl,
+}
 
 /// The channel-attention block of the MSCG gate (Table IV of the paper).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +124,8 @@ impl Default for MsConvParts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SharedFeatureConfig {
+    /// The module: MSCG (default) or CAGL.
+    pub kind: SharedFeatureKind,
     /// Width of the fused features `F_fu` (code: `hidden_state = 32`; unstated in the paper).
     pub hidden: usize,
     /// Squeeze ratio of the (M)RCAB channel attention (code: 4; unstated in the paper).
@@ -126,6 +144,11 @@ pub struct SharedFeatureConfig {
     pub fuse_norm: bool,
     /// The code's residual `+F_fu` around attention + context (`Gate`; not in the paper).
     pub inner_residual: bool,
+    /// CAGL only: the global branch's down-sampling factor (code: 32); the feature maps must
+    /// be at least this large.
+    pub down_rate: usize,
+    /// CAGL only: attention heads (code: 4); must divide `hidden`.
+    pub heads: usize,
 }
 
 impl Default for SharedFeatureConfig {
@@ -140,6 +163,9 @@ impl Default for SharedFeatureConfig {
             gate: GateForm::default(),
             fuse_norm: true,
             inner_residual: true,
+            kind: SharedFeatureKind::Mscg,
+            down_rate: 32,
+            heads: 4,
         }
     }
 }
