@@ -172,7 +172,7 @@ pub fn render_progress(
                 .fold(0.0, f64::max)
         }));
         let mut chart = panel(&panels[0], "training loss (per term)", last, top * 1.05)?;
-        draw_lines(&mut chart, series)?;
+        draw_lines(&mut chart, series, Some(SeriesLabelPosition::UpperRight))?;
 
         let mut chart = panel(&panels[1], "validation (HR)", last, 1.0)?;
         let metrics: [(&str, Getter); 4] = [
@@ -191,7 +191,7 @@ pub fn render_progress(
                 (name.to_string(), OKABE_ITO[k], points.collect())
             })
             .collect();
-        draw_lines(&mut chart, series)?;
+        draw_lines(&mut chart, series, None)?;
         chart
             .draw_series(
                 records
@@ -241,6 +241,7 @@ pub fn render_progress(
         draw_lines(
             &mut chart,
             vec![("epoch".into(), OKABE_ITO[5], times.collect())],
+            None,
         )?;
         root.present().map_err(|e| err(&e))?;
     }
@@ -264,7 +265,12 @@ const OKABE_ITO: [RGBColor; 7] = [
     RGBColor(240, 228, 66),
 ];
 
-fn draw_lines<'a, 'b: 'a>(chart: &mut Panel<'a, 'b>, series: Vec<Series>) -> Result<(), String> {
+/// Draws each series; with `legend_at`, a legend there when there are several.
+fn draw_lines<'a, 'b: 'a>(
+    chart: &mut Panel<'a, 'b>,
+    series: Vec<Series>,
+    legend_at: Option<SeriesLabelPosition>,
+) -> Result<(), String> {
     let many = series.len() > 1;
     for (name, colour, points) in series {
         chart
@@ -275,8 +281,8 @@ fn draw_lines<'a, 'b: 'a>(chart: &mut Panel<'a, 'b>, series: Vec<Series>) -> Res
                 PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
             });
     }
-    if many {
-        legend(chart, SeriesLabelPosition::UpperRight)?;
+    if let (true, Some(position)) = (many, legend_at) {
+        legend(chart, position)?;
     }
     Ok(())
 }
