@@ -72,11 +72,19 @@ pub fn run(args: Args) -> Result<()> {
     })?;
     let run = outcome.run_dir;
     crate::evaluate::run(crate::evaluate::Args {
-        run: run.clone(),
+        run: Some(run.clone()),
+        predictions: None,
         data: None,
+        layout: "auto".into(),
+        config: None,
+        classes: None,
         include: Vec::new(),
         name: None,
+        output: None,
         save_predictions: false,
+        palette: "paper".into(),
+        no_report: false,
+        save_sr: false,
         checkpoint: "best".into(),
         device: args.device.clone(),
     })?;

@@ -28,6 +28,14 @@ pub struct ImageResult {
     pub counts: Vec<Counts>,
     /// Scores per class (index = class), computed on this image alone.
     pub scores: Vec<Scores>,
+    /// This image's trapezoidal PR-AUC, `nanmean` over the averaged classes; `NaN` without
+    /// probabilities (and in summaries written before it existed).
+    #[serde(with = "crate::serde_nan", default = "nan")]
+    pub pr_auc: f64,
+    /// This image's ROC-AUC, `nanmean` over the averaged classes; `NaN` without
+    /// probabilities.
+    #[serde(with = "crate::serde_nan", default = "nan")]
+    pub roc_auc: f64,
 }
 
 /// Mean ± sample standard deviation of the defined (non-`NaN`) values.
@@ -129,6 +137,14 @@ pub struct PrAuc {
     /// without positives.
     #[serde(with = "crate::serde_nan")]
     pub trapezoid: f64,
+    /// Area under the ROC curve (see [`crate::roc_auc`]); `NaN` without positives or
+    /// negatives, and in summaries written before it existed.
+    #[serde(with = "crate::serde_nan", default = "nan")]
+    pub roc_auc: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// Everything an evaluation produces; round-trips through JSON (`NaN` ↔ `null`).
@@ -173,6 +189,10 @@ pub struct Summary {
     /// for lesions); `NaN` without probabilities.
     #[serde(with = "crate::serde_nan")]
     pub reported_pr_auc: f64,
+    /// `nanmean` of the pooled ROC-AUC over the averaged classes; `NaN` without probabilities
+    /// (and in summaries written before it existed).
+    #[serde(with = "crate::serde_nan", default = "nan")]
+    pub reported_roc_auc: f64,
     /// Per-image results, in the order added.
     pub images: Vec<ImageResult>,
 }
@@ -347,6 +367,13 @@ impl Evaluation {
         &self.images
     }
 
+    /// The pooled PR/ROC accumulators of the averaged classes, `(class, accumulator)`
+    /// ascending; empty without probabilities.
+    pub fn curves(&self) -> Vec<(usize, &PrAccumulator)> {
+        let classes = self.config.class_mean.classes(self.num_classes());
+        classes.zip(&self.curves).collect()
+    }
+
     /// The pooled PR accumulator of `class`: `None` for a class that is not averaged, or
     /// before any probabilities were given.
     pub fn pr_curve(&self, class: usize) -> Option<&PrAccumulator> {
@@ -420,6 +447,7 @@ impl Evaluation {
         // Nothing below can fail: commit.
         self.pooled.merge(&cm)?;
         self.with_probs = Some(probs.is_some());
+        let (mut pr_auc, mut roc_auc) = (Vec::new(), Vec::new());
         if let (Some(probs), Some(first_plane)) = (probs, first_plane) {
             if self.curves.is_empty() {
                 self.curves = classes
@@ -429,13 +457,28 @@ impl Evaluation {
             }
             for (curve, class) in self.curves.iter_mut().zip(classes) {
                 let plane = &probs[(class - first_plane) * n..(class - first_plane + 1) * n];
-                add_class_pixels(curve, class, truth, plane, region, self.config.ignore_label);
+                // This image's curve alone, then added to the pooled one (same mode: the
+                // merge cannot fail).
+                let mut own = PrAccumulator::new(self.config.pr_mode);
+                add_class_pixels(
+                    &mut own,
+                    class,
+                    truth,
+                    plane,
+                    region,
+                    self.config.ignore_label,
+                );
+                pr_auc.push(own.summaries().1);
+                roc_auc.push(own.roc_auc());
+                curve.merge(&own)?;
             }
         }
         self.images.push(ImageResult {
             name,
             counts: (0..c).map(|k| cm.counts(k)).collect(),
             scores: cm.all_scores(),
+            pr_auc: nanmean(pr_auc),
+            roc_auc: nanmean(roc_auc),
         });
         Ok(self.images.last().expect("just pushed"))
     }
@@ -519,6 +562,7 @@ impl Evaluation {
                     negatives: curve.num_negatives(),
                     average_precision,
                     trapezoid,
+                    roc_auc: curve.roc_auc(),
                 }
             })
             .collect();
@@ -535,6 +579,7 @@ impl Evaluation {
             per_image,
             reported_average_precision: nanmean(pr_auc.iter().map(|p| p.average_precision)),
             reported_pr_auc: nanmean(pr_auc.iter().map(|p| p.trapezoid)),
+            reported_roc_auc: nanmean(pr_auc.iter().map(|p| p.roc_auc)),
             pr_auc,
             images: self.images.clone(),
         }
@@ -734,6 +779,18 @@ mod tests {
             assert_eq!(pr.trapezoid, pr_auc_trapezoid(&all_p, &all_l));
             assert_eq!(s.reported_pr_auc, pr.trapezoid);
             assert_eq!(s.reported_average_precision, pr.average_precision);
+            // ROC: the positives .95, .75, .05 beat 3, 2 and 0 of the 3 negatives: 5/9.
+            assert!(close(pr.roc_auc, 5.0 / 9.0), "{pr:?}");
+            assert_eq!(s.reported_roc_auc, pr.roc_auc);
+            // Per image: a is the 4-point hand case of `average_precision` (trapezoid 19/24,
+            // ROC 3/4); b ranks its only negative first (ROC 0; PR from (0, 1) down to
+            // (0, 0), then to (1, 1/2): area 1/4).
+            let (a, b) = (&s.images[0], &s.images[1]);
+            assert!(
+                close(a.pr_auc, 19.0 / 24.0) && close(a.roc_auc, 0.75),
+                "{a:?}"
+            );
+            assert!(close(b.pr_auc, 0.25) && close(b.roc_auc, 0.0), "{b:?}");
         }
     }
 

@@ -81,7 +81,7 @@ pub(crate) fn curve_points(
 }
 
 /// Sorts `(score, label)` pairs by descending score, `NaN` scores dropped.
-fn sorted_pairs(scores: &[f32], labels: &[bool]) -> Vec<(f32, bool)> {
+pub(crate) fn sorted_pairs(scores: &[f32], labels: &[bool]) -> Vec<(f32, bool)> {
     assert_eq!(
         scores.len(),
         labels.len(),
@@ -98,7 +98,7 @@ fn sorted_pairs(scores: &[f32], labels: &[bool]) -> Vec<(f32, bool)> {
 }
 
 /// Groups of tied scores `(score, positives, negatives)` of sorted pairs, highest first.
-fn tie_groups(pairs: &[(f32, bool)]) -> impl Iterator<Item = (f64, u64, u64)> + '_ {
+pub(crate) fn tie_groups(pairs: &[(f32, bool)]) -> impl Iterator<Item = (f64, u64, u64)> + '_ {
     // `-0.0` and `0.0` compare equal but are ordered by `total_cmp`; `chunk_by` with `==`
     // keeps them in one group since they are adjacent.
     pairs.chunk_by(|a, b| a.0 == b.0).map(|group| {

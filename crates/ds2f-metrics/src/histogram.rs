@@ -11,6 +11,7 @@
 
 use crate::average_precision::{PrPoint, curve_points, summarize};
 use crate::error::{MetricsError, check_len};
+use crate::roc::{RocPoint, roc_area, roc_points};
 
 /// Default number of bins of a [`PrHistogram`].
 pub const DEFAULT_BINS: usize = 65536;
@@ -158,16 +159,34 @@ impl PrHistogram {
         summarize(self.groups(), self.num_positives()).1
     }
 
+    /// Area under the ROC curve, one threshold per non-empty bin (see [`crate::roc_auc`]);
+    /// `NaN` without positives or negatives.
+    pub fn roc_auc(&self) -> f64 {
+        roc_area(self.groups(), self.num_positives(), self.num_negatives())
+    }
+
+    /// The ROC curve, one point per non-empty bin, highest threshold (lower bin edge) first.
+    pub fn roc_curve(&self) -> Vec<RocPoint> {
+        roc_points(
+            self.edge_groups(),
+            self.num_positives(),
+            self.num_negatives(),
+        )
+    }
+
+    /// Bins as `(lower edge k/B, positives, negatives)`, highest bin first.
+    fn edge_groups(&self) -> impl Iterator<Item = (f64, u64, u64)> + '_ {
+        let b = self.num_bins() as f64;
+        let n = self.num_bins();
+        self.groups()
+            .enumerate()
+            .map(move |(i, (p, q))| ((n - 1 - i) as f64 / b, p, q))
+    }
+
     /// The curve, one point per non-empty bin, highest threshold first; the threshold is the
     /// bin's lower edge `k/B`. Recall is `NaN` without positives.
     pub fn curve(&self) -> Vec<PrPoint> {
-        let b = self.num_bins() as f64;
-        let n = self.num_bins();
-        let groups = self
-            .groups()
-            .enumerate()
-            .map(|(i, (p, q))| ((n - 1 - i) as f64 / b, p, q));
-        curve_points(groups, self.num_positives())
+        curve_points(self.edge_groups(), self.num_positives())
     }
 }
 

@@ -10,6 +10,8 @@
 //! * [`average_precision`], [`pr_auc_trapezoid`] (exact, sort-based) and [`PrHistogram`]
 //!   (memory-bounded, mergeable, for tens of millions of pixels);
 //! * [`ExactPr`] / [`PrAccumulator`] / [`PrMode`]: one class's pooled PR curve, exact or binned;
+//! * [`roc_auc`] / [`roc_curve`]: the ROC of a scoring (sklearn's `roc_auc_score`), also from
+//!   every accumulator above;
 //! * [`Evaluation`] / [`Summary`]: per-image and pooled aggregation over `C` classes with an
 //!   ignore label ([`DEFAULT_IGNORE_LABEL`]), and the scalars the paper reports, averaged over
 //!   the classes chosen by [`ClassMean`] (foreground for vessels and lesions, all for
@@ -23,6 +25,7 @@ mod confusion;
 mod error;
 mod histogram;
 mod pr;
+mod roc;
 mod scores;
 pub mod serde_nan;
 
@@ -35,4 +38,5 @@ pub use confusion::{ConfusionMatrix, Counts, DEFAULT_IGNORE_LABEL, MAX_CLASSES};
 pub use error::MetricsError;
 pub use histogram::{DEFAULT_BINS, PrHistogram};
 pub use pr::{ExactPr, PrAccumulator, PrMode};
+pub use roc::{RocPoint, roc_auc, roc_curve};
 pub use scores::{Metric, Scores, nanmean};

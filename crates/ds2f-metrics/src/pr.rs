@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::average_precision::{PrPoint, exact_summaries, precision_recall_curve};
 use crate::error::{MetricsError, check_len};
 use crate::histogram::{DEFAULT_BINS, PrHistogram};
+use crate::roc::{RocPoint, roc_auc, roc_curve};
 
 /// How pooled PR curves are accumulated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -86,6 +87,16 @@ impl ExactPr {
     /// `(average precision, trapezoidal PR-AUC)`, exact; `NaN` without positives.
     pub fn summaries(&self) -> (f64, f64) {
         exact_summaries(&self.scores, &self.labels)
+    }
+
+    /// The exact ROC-AUC (see [`crate::roc_auc`]).
+    pub fn roc_auc(&self) -> f64 {
+        roc_auc(&self.scores, &self.labels)
+    }
+
+    /// The exact ROC curve, highest threshold first (see [`crate::roc_curve`]).
+    pub fn roc_curve(&self) -> Vec<RocPoint> {
+        roc_curve(&self.scores, &self.labels)
     }
 
     /// The exact curve, highest threshold first (see [`crate::precision_recall_curve`]).
@@ -173,6 +184,22 @@ impl PrAccumulator {
         }
     }
 
+    /// Area under the ROC curve; `NaN` without positives or negatives.
+    pub fn roc_auc(&self) -> f64 {
+        match self {
+            PrAccumulator::Histogram(h) => h.roc_auc(),
+            PrAccumulator::Exact(e) => e.roc_auc(),
+        }
+    }
+
+    /// The ROC curve, highest threshold first.
+    pub fn roc_curve(&self) -> Vec<RocPoint> {
+        match self {
+            PrAccumulator::Histogram(h) => h.roc_curve(),
+            PrAccumulator::Exact(e) => e.roc_curve(),
+        }
+    }
+
     /// The curve, highest threshold first (one point per non-empty bin, or per distinct score).
     pub fn curve(&self) -> Vec<PrPoint> {
         match self {
@@ -237,6 +264,15 @@ mod tests {
             )
         );
         assert_eq!((h.num_positives(), h.num_negatives()), (2, 2));
+        // Pairs (pos, neg): 0.95 > both, 0.55 ties one and beats one: (2 + 1.5)/4.
+        assert_eq!(h.roc_auc(), 0.875);
+        assert_eq!(h.roc_auc(), crate::roc_auc(&scores, &labels));
+        let rates = |c: Vec<crate::RocPoint>| c.iter().map(|p| (p.fpr, p.tpr)).collect::<Vec<_>>();
+        assert_eq!(rates(h.roc_curve()), [(0.0, 0.5), (0.5, 1.0), (1.0, 1.0)]);
+        assert_eq!(
+            rates(h.roc_curve()),
+            rates(crate::roc_curve(&scores, &labels))
+        );
         let before = h.clone();
         assert_eq!(
             h.merge(&PrAccumulator::new(PrMode::Exact)),

@@ -27,10 +27,67 @@ pub fn mask_image(labels: &[u8], num_classes: usize, width: u32, height: u32) ->
     GrayImage::from_raw(width, height, pixels).expect("labels have width × height entries")
 }
 
+/// The colours of a binary overlay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Palette {
+    /// The paper's Fig. 5: truth only green, prediction only red, both yellow.
+    #[default]
+    Paper,
+    /// Colour-blind safe (Okabe–Ito): truth only sky blue, prediction only orange, both
+    /// white; distinct under protanopia, deuteranopia and tritanopia.
+    OkabeIto,
+}
+
+impl Palette {
+    /// `(truth only, prediction only, both)`.
+    pub fn colours(self) -> [Rgb<u8>; 3] {
+        match self {
+            Palette::Paper => [GROUND_TRUTH_ONLY, PREDICTION_ONLY, BOTH],
+            Palette::OkabeIto => [
+                Rgb([86, 180, 233]),
+                Rgb([230, 159, 0]),
+                Rgb([255, 255, 255]),
+            ],
+        }
+    }
+
+    /// The palette named `paper` or `okabe-ito`.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "paper" => Ok(Palette::Paper),
+            "okabe-ito" => Ok(Palette::OkabeIto),
+            other => Err(format!(
+                "unknown palette `{other}` (expected paper or okabe-ito)"
+            )),
+        }
+    }
+
+    /// The words of a legend: `(colour, what it means)`.
+    pub fn legend(self) -> [(Rgb<u8>, &'static str); 3] {
+        let [t, p, b] = self.colours();
+        [
+            (b, "hit (both)"),
+            (p, "false alarm (prediction only)"),
+            (t, "miss (truth only)"),
+        ]
+    }
+}
+
 /// Paints `prediction` (and `truth`, if given; both 0 = background, non-zero = foreground,
 /// row-major at the image's size) over `image`. Background pixels keep the image, dimmed to
 /// 60 % so the colours stand out.
 pub fn overlay(image: &RgbImage, prediction: &[u8], truth: Option<&[u8]>) -> RgbImage {
+    overlay_with(image, prediction, truth, Palette::Paper)
+}
+
+/// [`overlay`] in the colours of `palette`.
+pub fn overlay_with(
+    image: &RgbImage,
+    prediction: &[u8],
+    truth: Option<&[u8]>,
+    palette: Palette,
+) -> RgbImage {
+    let [truth_only, prediction_only, both] = palette.colours();
     let n = (image.width() * image.height()) as usize;
     assert_eq!(prediction.len(), n, "prediction has the image's size");
     if let Some(t) = truth {
@@ -41,9 +98,9 @@ pub fn overlay(image: &RgbImage, prediction: &[u8], truth: Option<&[u8]>) -> Rgb
         let p = prediction[i] != 0;
         let t = truth.is_some_and(|t| t[i] != 0);
         *px = match (p, t) {
-            (true, true) => BOTH,
-            (true, false) => PREDICTION_ONLY,
-            (false, true) => GROUND_TRUTH_ONLY,
+            (true, true) => both,
+            (true, false) => prediction_only,
+            (false, true) => truth_only,
             (false, false) => Rgb(px.0.map(|v| (v as u16 * 3 / 5) as u8)),
         };
     }
@@ -155,8 +212,19 @@ pub fn labelled_overlay(
     truth: Option<&[u8]>,
     class_names: &[String],
 ) -> Result<RgbImage, String> {
+    labelled_overlay_with(image, labels, truth, class_names, Palette::Paper)
+}
+
+/// [`labelled_overlay`] with binary tasks in the colours of `palette`.
+pub fn labelled_overlay_with(
+    image: &RgbImage,
+    labels: &[u8],
+    truth: Option<&[u8]>,
+    class_names: &[String],
+    palette: Palette,
+) -> Result<RgbImage, String> {
     if class_names.len() <= 2 {
-        return Ok(overlay(image, labels, truth));
+        return Ok(overlay_with(image, labels, truth, palette));
     }
     let colours: Vec<Option<Rgb<u8>>> = class_names
         .iter()
@@ -176,6 +244,35 @@ pub fn labelled_overlay(
     with_legend(&class_overlay(image, labels, &colours), &entries)
 }
 
+/// The top-left corner of the `size × size` window (clamped to the image) holding the most
+/// `errors` (row-major, `width × height`), by a summed-area table; the first such window in
+/// row-major order wins ties.
+pub fn worst_window(errors: &[bool], width: u32, height: u32, size: u32) -> (u32, u32) {
+    let (w, h) = (width as usize, height as usize);
+    assert_eq!(errors.len(), w * h, "one flag per pixel");
+    let (sw, sh) = (size.min(width) as usize, size.min(height) as usize);
+    // sat[(y)(w+1) + x] = errors in [0, x) × [0, y).
+    let mut sat = vec![0u32; (w + 1) * (h + 1)];
+    for y in 0..h {
+        let mut row = 0u32;
+        for x in 0..w {
+            row += u32::from(errors[y * w + x]);
+            sat[(y + 1) * (w + 1) + x + 1] = sat[y * (w + 1) + x + 1] + row;
+        }
+    }
+    let at = |x: usize, y: usize| sat[y * (w + 1) + x];
+    let (mut best, mut best_xy) = (0u32, (0, 0));
+    for y in 0..=h - sh {
+        for x in 0..=w - sw {
+            let n = at(x + sw, y + sh) + at(x, y) - at(x + sw, y) - at(x, y + sh);
+            if n > best {
+                (best, best_xy) = (n, (x as u32, y as u32));
+            }
+        }
+    }
+    best_xy
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +290,27 @@ mod tests {
         let o = overlay(&image, &pred, None);
         assert_eq!(o.get_pixel(0, 0), &PREDICTION_ONLY);
         assert_eq!(o.get_pixel(2, 0), &Rgb([60, 30, 120]));
+    }
+
+    #[test]
+    fn okabe_ito_palette_and_worst_window() {
+        let image = RgbImage::from_pixel(3, 1, Rgb([100, 50, 200]));
+        let o = overlay_with(&image, &[1, 1, 0], Some(&[1, 0, 1]), Palette::OkabeIto);
+        assert_eq!(o.get_pixel(0, 0), &Rgb([255, 255, 255]));
+        assert_eq!(o.get_pixel(1, 0), &Rgb([230, 159, 0]));
+        assert_eq!(o.get_pixel(2, 0), &Rgb([86, 180, 233]));
+        assert_eq!(Palette::parse("okabe-ito"), Ok(Palette::OkabeIto));
+        assert!(Palette::parse("rainbow").unwrap_err().contains("rainbow"));
+        // 6×4 image, errors at (4,2), (5,2), (5,3) and a lone one at (0,0): the 2×2 window
+        // with three errors starts at (4, 2).
+        let mut errors = vec![false; 24];
+        for (x, y) in [(4, 2), (5, 2), (5, 3), (0, 0)] {
+            errors[y * 6 + x] = true;
+        }
+        assert_eq!(worst_window(&errors, 6, 4, 2), (4, 2));
+        // A window larger than the image is the image.
+        assert_eq!(worst_window(&errors, 6, 4, 10), (0, 0));
+        assert_eq!(worst_window(&[false; 24], 6, 4, 2), (0, 0));
     }
 
     #[test]
