@@ -21,10 +21,12 @@
 //!
 //! Why hand-written: the `gemm` crate packs both operands on every call and cannot take a
 //! packed operand or an epilogue; no crate offers convolution kernels for burn's tensors. The
+//! result of every output depends only on the weights' `k` order and `KC` blocking, never on
+//! how the work is split into jobs, so it is the same for every thread count.
 //!
 //! The micro-kernels of each instruction set live in `avx512.rs`, `avx2.rs` and `scalar.rs`;
 //! [`conv_forward_with`] resolves the instruction set once into the function pointers of
-//! [`MicroKernels`], which every tile then calls.
+//! `MicroKernels`, which every tile then calls.
 use super::{Epilogue, Geometry, Problem};
 use crate::Isa;
 use crate::aligned::AlignedBuf;
