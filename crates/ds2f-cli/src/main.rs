@@ -1,5 +1,6 @@
 //! `ds2f`: train, evaluate and predict high-resolution segmentations from low-resolution
 //! images. One file per verb; each verb is a thin layer over the library.
+mod alloc_cache;
 mod bench;
 mod check_data;
 mod demo;
@@ -10,11 +11,11 @@ mod predict;
 mod progress;
 mod train;
 
+use alloc_cache::CachingAllocator;
 use clap::{Parser, Subcommand};
-use ds2f::alloc_cache::CachingAllocator;
 
 /// Large freed tensors are kept for the next step instead of going back to the kernel
-/// (ds2f::alloc_cache): up to an eighth of the machine's memory (at most 4 GiB);
+/// (alloc_cache.rs): up to an eighth of the machine's memory (at most 4 GiB);
 /// `DS2F_ALLOC_CACHE_MB` sets the budget, 0 turns the cache off.
 #[global_allocator]
 static ALLOC: CachingAllocator = CachingAllocator::new();

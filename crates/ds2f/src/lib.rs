@@ -2,12 +2,13 @@
 //! (Qiu, Hu et al., IEEE TPAMI 2023) on burn. LR image in, HR segmentation out.
 //!
 //! Modules: [`model`] (networks), [`infer`] (prediction and evaluation at the original size),
-//! [`report`] (overlays, curves), [`ops`] (CPU kernels), [`checkpoint`], [`config`], [`dataset`] (splits and
+//! [`report`] (overlays, curves), [`ops`] (burn operations on ds2f's CPU kernels), [`checkpoint`], [`config`], [`dataset`] (splits and
 //! batches); [`loss`] and [`train`] only with the `train` feature, so an inference-only build
 //! never compiles training code.
 #![warn(missing_docs)]
+// Every raw-slice kernel and every `unsafe` line is in the crate `ds2f_kernels`.
+#![forbid(unsafe_code)]
 
-pub mod alloc_cache;
 pub mod checkpoint;
 pub mod config;
 pub mod dataset;

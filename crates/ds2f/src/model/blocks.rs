@@ -4,8 +4,6 @@ use crate::ops::Activation;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::module::max_pool2d;
-use burn::tensor::ops::MaxPoolOptions;
 
 /// Convolution without bias, then batch norm, then ReLU (the reference's `Conv2d` wrapper).
 #[derive(Module, Debug)]
@@ -110,13 +108,5 @@ impl DoubleConv {
 /// - `x`: `[batch, c, h, w]`
 /// - output: `[batch, c, ceil(h/2), ceil(w/2)]`
 pub fn max_pool_3s2(x: Tensor<4>) -> Tensor<4> {
-    if let Some(y) = crate::ops::max_pool_inference(&x, 3, 2, 1) {
-        return y;
-    }
-    max_pool2d(
-        x,
-        MaxPoolOptions::new([3, 3])
-            .with_stride([2, 2])
-            .with_padding([1, 1]),
-    )
+    crate::ops::max_pool2d(x, 3, 2, 1)
 }

@@ -2,8 +2,6 @@
 //! 16×-base bottleneck, and a decoder of four bilinear (align_corners = true) up-sampling
 //! stages. Any input size works: each up-sampling targets its skip's exact size.
 use burn::prelude::*;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use super::blocks::{ConvBnRelu, ConvBnReluConfig, DoubleConv, max_pool_3s2};
 
@@ -147,74 +145,14 @@ impl UnetDecoder {
 }
 
 /// Bilinear resize to `size` with an explicit `align_corners` (burn's default is `true`,
-/// PyTorch's is `false`; every call site states which one the reference uses).
-///
-/// On the CPU and on libtorch this is burn's `interpolate` (at inference on the CPU ds2f's
-/// faster kernel with the same coordinates); on other devices [`bilinear_separable`], because
-/// burn 0.22.1's GPU backends (cubecl: wgpu, cuda) have no bilinear backward pass and training
-/// there would fail.
-pub fn bilinear(x: Tensor<4>, size: [usize; 2], align_corners: bool) -> Tensor<4> {
-    let [_, _, h, w] = x.dims();
-    if [h, w] == size {
-        // Both align_corners modes are the identity at the same size.
-        return x;
-    }
-    if !crate::ops::on_flex(&x) && !crate::ops::on_libtorch(&x) {
-        return bilinear_separable(x, size, align_corners);
-    }
-    if let Some(y) = crate::ops::bilinear_inference(&x, size, align_corners) {
-        return y;
-    }
-    interpolate(
-        x,
-        InterpolateOptions::new(InterpolateMode::Bilinear)
-            .with_align_corners(align_corners)
-            .with_output_size(size),
-    )
-}
-
-/// [`bilinear`] as two 1-D linear interpolations, each two `select`s and a weighted sum: the
-/// same numbers as burn's `interpolate` (same source coordinates and weights), from operations
-/// every backend can differentiate.
+/// PyTorch's is `false`; every call site states which one the reference uses): the operation
+/// [`crate::ops::bilinear`], which picks the kernel for the device.
 ///
 /// # Shapes
 /// - `x`: `[n, c, h, w]`
 /// - output: `[n, c, size[0], size[1]]`
-pub fn bilinear_separable(x: Tensor<4>, size: [usize; 2], align_corners: bool) -> Tensor<4> {
-    let x = lerp_axis(x, 2, size[0], align_corners); // [n, c, size0, w]
-    lerp_axis(x, 3, size[1], align_corners) // [n, c, size0, size1]
+pub fn bilinear(x: Tensor<4>, size: [usize; 2], align_corners: bool) -> Tensor<4> {
+    crate::ops::bilinear(x, size, align_corners)
 }
 
-/// Linear interpolation of `x` along `axis` to `out` samples.
-fn lerp_axis(x: Tensor<4>, axis: usize, out: usize, align_corners: bool) -> Tensor<4> {
-    let len = x.dims()[axis];
-    if len == out {
-        return x;
-    }
-    let device = x.device();
-    // Source coordinate of each output sample, as burn-flex and PyTorch compute it.
-    let ratio = if align_corners {
-        (len as f64 - 1.0) / (out.max(1) - 1).max(1) as f64
-    } else {
-        len as f64 / out as f64
-    };
-    let (mut low, mut high, mut weight) = (Vec::new(), Vec::new(), Vec::new());
-    for o in 0..out {
-        let src = if align_corners {
-            o as f64 * ratio
-        } else {
-            (o as f64 + 0.5) * ratio - 0.5
-        };
-        let l = (src.floor().max(0.0) as usize).min(len - 1);
-        low.push(l as i64);
-        high.push((l + 1).min(len - 1) as i64);
-        weight.push((src - l as f64).max(0.0) as f32);
-    }
-    let index = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [out]), &device);
-    let mut shape = [1usize; 4];
-    shape[axis] = out;
-    let weight = Tensor::<1>::from_data(TensorData::new(weight, [out]), &device).reshape(shape);
-    let a = x.clone().select(axis, index(low));
-    let b = x.select(axis, index(high));
-    a.clone() + (b - a) * weight
-}
+pub use crate::ops::bilinear_separable;

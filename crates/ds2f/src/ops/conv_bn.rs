@@ -12,11 +12,10 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
+use ds2f_kernels::conv::{Epilogue, Kernel};
 
-use super::conv::{
-    Fused, Kernel, Route, flex_route, forward_parts, forward_with, plain_primitives,
-};
-use super::{batch_norm_act, conv2d_module};
+use super::conv::{forward_parts, forward_with, parts_fit, plain_primitives};
+use super::{Route, batch_norm_act, conv2d_module};
 use burn_flex::FlexTensor;
 
 /// The activation after [`conv_bn`].
@@ -57,33 +56,54 @@ pub fn conv_bn_cat(
         PaddingConfig2d::Explicit(top, left, bottom, right) => Some([(top, bottom), (left, right)]),
         PaddingConfig2d::Same => None,
     };
-    let weight = conv.weight.val();
-    let plain = Some(Route::Plain);
-    let fusable = parts.iter().all(|x| flex_route(x) == plain)
-        && flex_route(&weight) == plain
-        && conv
-            .bias
-            .as_ref()
-            .is_none_or(|b| flex_route(&b.val()) == plain)
-        && weight.dtype() == DType::F32
-        && bn.gamma.val().dtype() == DType::F32;
+    // Symmetric padding (what our kernels and libtorch's take), else burn's operations.
     let options = padding
         .map(|p| ConvOptions::new_with_padding(conv.stride, p, conv.dilation, conv.groups))
-        .filter(|o| fusable && !o.is_asymmetric());
-    #[cfg(feature = "tch")]
-    if let Some(out) = super::libtorch::conv_bn_inference(conv, bn, &parts, activation)
-        .or_else(|| super::libtorch::conv_bn_train(conv, bn, &parts, activation))
-    {
-        return out;
+        .filter(|o| !o.is_asymmetric());
+    let weight = conv.weight.val();
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    let route = parts
+        .iter()
+        .fold(Route::of(&weight), |r, x| r.and(x))
+        .and_some(bias.as_ref());
+    match (route, options) {
+        (Route::Flex, Some(options)) if bn.gamma.val().dtype() == DType::F32 => {
+            fused_inference(conv, bn, parts, activation, &options)
+        }
+        #[cfg(feature = "tch")]
+        (Route::LibTorch, Some(_)) => {
+            super::libtorch::conv_bn_inference(conv, bn, &parts, activation)
+        }
+        #[cfg(feature = "tch")]
+        (Route::LibTorchAutodiff, Some(_))
+            if bn.training.is_enabled()
+                && Route::LibTorchAutodiff.and(&bn.gamma.val()) == Route::LibTorchAutodiff
+                && parts.len() <= 2 =>
+        {
+            super::libtorch::conv_bn_train(conv, bn, &parts, activation)
+        }
+        _ => {
+            let x = if parts.len() == 1 {
+                parts.remove(0)
+            } else {
+                Tensor::cat(parts, 1)
+            };
+            batch_norm_act(bn, conv2d_module(conv, x), activation)
+        }
     }
-    let Some(options) = options else {
-        let x = if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Tensor::cat(parts, 1)
-        };
-        return batch_norm_act(bn, conv2d_module(conv, x), activation);
-    };
+}
+
+/// [`conv_bn_cat`] at inference on `flex` (callers route every operand [`Route::Flex`]): the
+/// batch norm folded into the convolution's [`Epilogue`], the parts read in place where the
+/// implicit GEMM runs.
+fn fused_inference(
+    conv: &Conv2d,
+    bn: &BatchNorm,
+    mut parts: Vec<Tensor<4>>,
+    activation: Activation,
+    options: &ConvOptions<2>,
+) -> Tensor<4> {
+    let weight = conv.weight.val();
     let values = |t: Tensor<1>| {
         t.into_data()
             .try_to_vec_as::<f32>()
@@ -105,7 +125,7 @@ pub fn conv_bn_cat(
             (beta[c] as f64 + (b - mean[c] as f64) * scale[c] as f64) as f32
         })
         .collect();
-    let fused = Fused {
+    let epilogue = Epilogue {
         scale: Some(&scale),
         shift: Some(&shift),
         relu: activation == Activation::Relu,
@@ -116,15 +136,17 @@ pub fn conv_bn_cat(
             .map(|x| {
                 x.clone()
                     .try_into_primitive::<Flex>()
-                    .expect("checked: flex")
+                    .expect("routed: flex")
             })
             .collect();
         let weight = weight
             .clone()
             .try_into_primitive::<Flex>()
-            .expect("checked: flex");
-        if let Some(out) = forward_parts(&flex, weight, &options, &fused) {
-            return Tensor::from_primitive::<Flex>(out);
+            .expect("routed: flex");
+        if parts_fit(&flex, &weight, options) {
+            return Tensor::from_primitive::<Flex>(forward_parts(
+                &flex, weight, options, &epilogue,
+            ));
         }
     }
     let x = if parts.len() == 1 {
@@ -133,5 +155,5 @@ pub fn conv_bn_cat(
         Tensor::cat(parts, 1)
     };
     let (x, weight) = plain_primitives(x, weight);
-    Tensor::from_primitive::<Flex>(forward_with(x, weight, &options, &fused, Kernel::Auto))
+    Tensor::from_primitive::<Flex>(forward_with(x, weight, options, &epilogue, Kernel::Auto))
 }

@@ -13,7 +13,7 @@ use burn::tensor::Tensor;
 /// - `x`: any
 /// - output: the same
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if super::on_flex(&x) {
+    if super::Route::of(&x).family() == super::Family::Flex {
         // One pass each way, exact (burn-flex's own kernels).
         burn::tensor::activation::gelu(x)
     } else {

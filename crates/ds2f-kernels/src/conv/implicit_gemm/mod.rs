@@ -2,11 +2,12 @@
 //!
 //! `Y[co, q] = Σ_k W[co, k] · X̃[k, q]` per image and group, where `q` runs over output pixels and
 //! `k` over `(input channel, kernel row, kernel column)`. Unlike im2col + `gemm` (the portable
-//! path in [`super::conv`]), the input patches `X̃` are packed straight from the image into the
+//! path in [`super::im2col`]), the input patches `X̃` are packed straight from the image into the
 //! micro-kernel's panel layout, so every input value is copied once instead of twice; the
 //! weights are packed once per call. The micro-kernel keeps an `MR × NR` block of outputs
 //! (8 output channels × 48 pixels = 24 AVX-512 registers; four passes of 12 AVX2 registers
-//! on CPUs without AVX-512, [`super::avx2`]) and finishes each output in place:
+//! on CPUs without AVX-512, `avx2.rs`; a portable `scalar.rs` with the same order of
+//! operations) and finishes each output in place:
 //! optional per-channel shift (a bias, or a batch norm folded into the weights) and ReLU, so
 //! that inference needs no separate bias, batch-norm or ReLU pass over the feature map.
 //!
@@ -20,16 +21,28 @@
 //!
 //! Why hand-written: the `gemm` crate packs both operands on every call and cannot take a
 //! packed operand or an epilogue; no crate offers convolution kernels for burn's tensors. The
-//! result of every output depends only on the weights' `k` order and [`KC`] blocking, never on
+//! result of every output depends only on the weights' `k` order and `KC` blocking, never on
 //! how the work is split into jobs, so it is the same for every thread count.
-use super::aligned::AlignedBuf;
-use super::conv::{Geometry, SharedMut};
+//!
+//! The micro-kernels of each instruction set live in `avx512.rs`, `avx2.rs` and `scalar.rs`;
+//! [`conv_forward_with`] resolves the instruction set once into the function pointers of
+//! `MicroKernels`, which every tile then calls.
+use super::{Epilogue, Geometry, Problem};
+use crate::Isa;
+use crate::aligned::AlignedBuf;
+use crate::shared::SharedMut;
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod scalar;
+
 /// Output channels per micro-tile.
-pub(super) const MR: usize = 8;
+pub(crate) const MR: usize = 8;
 /// Output pixels per micro-tile (three 16-float vectors).
-pub(super) const NR: usize = 48;
+pub(crate) const NR: usize = 48;
 /// Deepest reduction block: a weight micro-panel (`MR × KC` floats, 8 KiB) stays in L1.
 const KC: usize = 256;
 /// Largest packed patch block of one job, in floats (1 MiB): stays in L2 while every weight
@@ -38,111 +51,72 @@ const PATCH_BLOCK_FLOATS: usize = 1 << 18;
 /// Jobs a convolution is split into at least (when it has that many micro-tiles).
 const MIN_JOBS: usize = 8;
 
-/// The instruction set the micro-kernels run with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Isa {
-    /// AVX-512F: a tile in 16-lane registers.
-    Avx512,
-    /// AVX2 + FMA (x86-64 CPUs without AVX-512: AMD up to Zen 3, Intel's client cores since
-    /// Alder Lake): the same tile in passes over 8-lane registers ([`super::avx2`]).
-    Avx2,
-}
-
-/// The instruction set of this CPU's kernels, or `None` (then im2col + `gemm` runs):
-/// AVX-512F where present, else AVX2 + FMA; `DS2F_ISA=avx2` or `DS2F_ISA=none` picks a lesser
-/// one (to compare them on one machine). Checked once.
-pub(super) fn isa() -> Option<Isa> {
-    static ISA: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
-    *ISA.get_or_init(|| {
-        let detected = detect();
-        match std::env::var("DS2F_ISA").ok().as_deref() {
-            Some("none") => None,
-            Some("avx2") if detected.is_some() => Some(Isa::Avx2),
-            _ => detected,
-        }
-    })
-}
-
-/// The best instruction set of this CPU (std caches the answers).
-fn detect() -> Option<Isa> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return Some(Isa::Avx512);
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            return Some(Isa::Avx2);
-        }
-    }
-    None
-}
-
-/// Whether this CPU runs the kernels (see [`isa`]).
-pub(super) fn available() -> bool {
-    isa().is_some()
-}
-
-/// The instruction sets the kernels' tests compare on this CPU: AVX2 wherever AVX-512 runs.
-#[cfg(test)]
-pub(super) fn isas() -> Vec<Isa> {
-    match detect() {
-        Some(Isa::Avx512) => vec![Isa::Avx512, Isa::Avx2],
-        Some(Isa::Avx2) => vec![Isa::Avx2],
-        None => vec![],
-    }
-}
-
 /// Output pixels over the batch below which [`conv_forward`] is slower than im2col + `gemm`
 /// (measured: 64²-pixel planes break even; at 32² and 16² with 512–1024 channels the patches,
 /// re-packed by every job that splits the output channels, cost more than the kernel saves).
 const MIN_PIXELS: usize = 64 * 64;
 
 /// Whether [`conv_forward`] is the faster kernel for `n` images of this geometry.
-pub(super) fn suits(n: usize, g: &Geometry) -> bool {
+pub fn suits(n: usize, g: &Geometry) -> bool {
     n * g.ho * g.wo >= MIN_PIXELS
 }
 
-/// What is applied to each finished output of channel `co`: `max(y·1 + shift[co], 0)` with
-/// the parts that are present. (A per-channel scale is folded into the weights instead.)
-#[derive(Clone, Copy, Default)]
-pub(super) struct Epilogue<'a> {
-    /// Added per output channel: a conv bias, or a folded batch norm's shift.
-    pub shift: Option<&'a [f32]>,
-    /// Clamp at zero afterwards.
-    pub relu: bool,
+/// The micro-kernels of one instruction set, resolved once per convolution.
+#[derive(Clone, Copy)]
+struct MicroKernels {
+    /// `C[r, q] (=|+=) Σ_p A[p, r] · B[p, q]` for the first `out.rows` rows and `q < cols`,
+    /// with A `kc × MR` and B `kc × NR` packed, put as `out` says.
+    ///
+    /// Safety: the CPU must have the kernel's instruction set; `a`, `b` must hold `kc·MR` and
+    /// `kc·NR` floats; `out` must be valid for `out.rows` rows of `cols` floats (initialised
+    /// unless `out.store`).
+    packed: unsafe fn(usize, *const f32, *const f32, usize, Out<'_>),
+    /// The same reading B in place: step `p` of the tile is the NR floats at
+    /// `b + offsets[p]`; the tile's lanes go to the output through `stores` (offsets from `c`,
+    /// row `r` of C at `c + r·ldc`).
+    ///
+    /// Safety: the CPU must have the kernel's instruction set; `a` must hold `kc·MR` floats,
+    /// `offsets` `kc` entries, and `b + offsets[p]` NR floats for every `p`; every masked lane
+    /// of `stores` must be valid in the first `out.rows` rows (initialised unless `out.store`).
+    direct: unsafe fn(usize, *const f32, *const f32, *const usize, &[Store], Out<'_>),
 }
 
-/// The input of one convolution: a contiguous NCHW batch and its weights.
-pub(super) struct Problem<'a> {
-    /// `[n, cin, h, w]` values, as one or more contiguous parts `[n, c_part, h, w]` that are
-    /// concatenated along the channels (a decoder's `cat([up, skip])` is never built).
-    pub x: &'a [&'a [f32]],
-    /// Channels of each part of `x` (summing to `cin`).
-    pub part_channels: &'a [usize],
-    pub n: usize,
-    pub cin: usize,
-    /// `[cout, cin / groups, kh, kw]` values.
-    pub weight: &'a [f32],
-    pub cout: usize,
-    pub groups: usize,
-    /// Per-output-channel factor the weights are multiplied by while packing (folded BN).
-    pub scale: Option<&'a [f32]>,
+impl MicroKernels {
+    /// The micro-kernels of `isa`.
+    ///
+    /// # Panics
+    /// If this CPU lacks `isa`.
+    fn of(isa: Isa) -> Self {
+        assert!(isa.runs_here(), "this CPU lacks {isa:?}");
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Self {
+                packed: avx512::micro_kernel,
+                direct: avx512::micro_kernel_direct,
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Self {
+                packed: avx2::micro_kernel,
+                direct: avx2::micro_kernel_direct,
+            },
+            _ => Self {
+                packed: scalar::micro_kernel,
+                direct: scalar::micro_kernel_direct,
+            },
+        }
+    }
 }
-
-/// The convolution `problem` with `geometry`, finished by `epilogue`: `[n, cout, ho, wo]`.
-///
-/// # Panics
-/// If [`available`] is false.
-pub(super) fn conv_forward(problem: &Problem, g: &Geometry, epilogue: Epilogue) -> Vec<f32> {
-    let isa = isa().expect("the implicit-GEMM kernel needs AVX-512 or AVX2");
-    conv_forward_with(problem, g, epilogue, reads_rows(g), isa)
+/// The convolution `problem` with `geometry`, finished by `epilogue`: `[n, cout, ho, wo]`,
+/// with the micro-kernels of [`Isa::best`], reading the input rows in place where that is
+/// faster.
+pub fn conv_forward(problem: &Problem, g: &Geometry, epilogue: Epilogue) -> Vec<f32> {
+    conv_forward_with(problem, g, epilogue, reads_rows(g), Isa::best())
 }
 
 /// Whether the micro-kernel reads the input rows in place ([`conv_forward_with`]'s `direct`):
 /// stride 1, and the few columns computed in the padding of each row (`dilation·(kw − 1)`)
 /// cost less than an eighth of the row.
-fn reads_rows(g: &Geometry) -> bool {
+pub fn reads_rows(g: &Geometry) -> bool {
     let junk = g.dilation[1] * (g.kw - 1);
     g.stride == [1, 1] && junk * 8 <= g.wo
 }
@@ -153,17 +127,14 @@ fn reads_rows(g: &Geometry) -> bool {
 ///
 /// # Panics
 /// If this CPU lacks `isa`, or `direct` with a stride other than 1.
-pub(super) fn conv_forward_with(
+pub fn conv_forward_with(
     problem: &Problem,
     g: &Geometry,
     epilogue: Epilogue,
     direct: bool,
     isa: Isa,
 ) -> Vec<f32> {
-    assert!(
-        detect().is_some_and(|best| best == isa || isa == Isa::Avx2),
-        "this CPU lacks {isa:?}"
-    );
+    let kernels = MicroKernels::of(isa);
     assert!(
         !direct || g.stride == [1, 1],
         "the direct kernel needs stride 1"
@@ -178,7 +149,7 @@ pub(super) fn conv_forward_with(
     let (cin_g, cout_g) = (cin / groups, cout / groups);
     let k = cin_g * g.kh * g.kw;
     let blocks = KBlocks::new(k);
-    let packed = pack_weights(problem, g, &blocks);
+    let packed = pack_weights(problem, epilogue.scale, g, &blocks);
     let m_panels = cout_g.div_ceil(MR);
     let plane = g.ho * g.wo;
     let len = n * cout * plane;
@@ -193,7 +164,7 @@ pub(super) fn conv_forward_with(
         plane,
         dst: SharedMut(out.as_mut_ptr()),
         epilogue,
-        isa,
+        kernels,
     };
     let hw = g.h * g.w;
     debug_assert_eq!(problem.part_channels.iter().sum::<usize>(), cin);
@@ -273,13 +244,18 @@ struct Blocks<'a> {
     plane: usize,
     dst: SharedMut,
     epilogue: Epilogue<'a>,
-    isa: Isa,
+    kernels: MicroKernels,
 }
 
 impl Blocks<'_> {
     /// Micro-panel `panel` of `group` in reduction block `b`: its packed weights, first output
     /// channel (in the group), number of output channels, and finishing (after the last block).
-    fn panel(&self, group: usize, panel: usize, b: usize) -> (&[f32], usize, usize, Finish<'_>) {
+    fn panel(
+        &self,
+        group: usize,
+        panel: usize,
+        b: usize,
+    ) -> (&[f32], usize, usize, Option<Epilogue<'_>>) {
         let (k0, k1) = self.blocks.range(b);
         let (m_panels, cout_g) = (self.m_panels, self.cout_g);
         let co0 = panel * MR;
@@ -291,7 +267,11 @@ impl Blocks<'_> {
             a,
             co0,
             MR.min(cout_g - co0),
-            last.then_some((shift, self.epilogue.relu)),
+            last.then_some(Epilogue {
+                scale: None,
+                shift,
+                relu: self.epilogue.relu,
+            }),
         )
     }
 
@@ -317,7 +297,8 @@ impl Blocks<'_> {
                 let cols = NR.min(q1 - q);
                 let pp = (q - q0) / NR;
                 let c_offset = (img * self.cout + group * self.cout_g + co0) * self.plane + q;
-                // SAFETY: `a` holds MR × kc packed weights and `patches` kc × NR floats at
+                // SAFETY: the CPU has the kernels' ISA (`MicroKernels::of`); `a` holds MR × kc
+                // packed weights and `patches` kc × NR floats at
                 // micro-tile pp; the destination rows co0..co0+rows, columns q..q+cols of
                 // this image's plane are written by this call alone (calls split (image,
                 // pixels, micro-panels) disjointly), and were written by block 0 before later
@@ -331,7 +312,7 @@ impl Blocks<'_> {
                         finish,
                     };
                     let b = patches[pp * kc * NR..].as_ptr();
-                    micro_kernel(self.isa, kc, a.as_ptr(), b, cols, out);
+                    (self.kernels.packed)(kc, a.as_ptr(), b, cols, out);
                 }
                 q += cols;
             }
@@ -361,7 +342,8 @@ impl Blocks<'_> {
             let (a, co0, nrows, finish) = self.panel(group, panel, b);
             let plane_offset = (img * self.cout + group * self.cout_g + co0) * self.plane;
             for (t, stores) in tiles.iter() {
-                // SAFETY: `a` holds MR × kc packed weights; every read of `rows` at
+                // SAFETY: the CPU has the kernels' ISA; `a` holds MR × kc packed weights; every
+                // read of `rows` at
                 // `offsets[p] + t + lane` stays inside it (`RowCopy` leaves NR floats of slack
                 // after its last row); the stores write valid output lanes of rows co0..co0 +
                 // nrows of this image, which only this call writes (calls split (image, output
@@ -375,7 +357,7 @@ impl Blocks<'_> {
                         finish,
                     };
                     let (a, b) = (a.as_ptr(), rows.as_ptr().add(t));
-                    micro_kernel_direct(self.isa, kc, a, b, offsets.as_ptr(), stores, out);
+                    (self.kernels.direct)(kc, a, b, offsets.as_ptr(), stores, out);
                 }
             }
         }
@@ -571,7 +553,7 @@ impl RowCopy {
 /// One masked store of a tile: lane `l` of accumulator vector `v` (tile lane `16v + l`) goes
 /// to `offset + l` of the output plane, for the lanes in `mask`.
 #[derive(Clone, Copy)]
-pub(super) struct Store {
+pub(crate) struct Store {
     pub v: usize,
     pub mask: u16,
     pub offset: isize,
@@ -634,7 +616,7 @@ impl<'a> RowTiles<'a> {
 
 /// Weights in micro-panel order: per group, per reduction block, per micro-panel of MR output
 /// channels, `kc` steps of MR values (zero past the last channel), times `scale[co]`.
-fn pack_weights(p: &Problem, g: &Geometry, blocks: &KBlocks) -> Vec<f32> {
+fn pack_weights(p: &Problem, scale: Option<&[f32]>, g: &Geometry, blocks: &KBlocks) -> Vec<f32> {
     let (cout_g, k) = (p.cout / p.groups, p.weight.len() / p.cout);
     debug_assert_eq!(k, p.cin / p.groups * g.kh * g.kw);
     let m_panels = cout_g.div_ceil(MR);
@@ -658,7 +640,7 @@ fn pack_weights(p: &Problem, g: &Geometry, blocks: &KBlocks) -> Vec<f32> {
         .for_each(|(group, k0, k1, panel, region)| {
             for r in 0..MR.min(cout_g - panel * MR) {
                 let co = group * cout_g + panel * MR + r;
-                let s = p.scale.map_or(1.0, |s| s[co]);
+                let s = scale.map_or(1.0, |s| s[co]);
                 let row = &p.weight[co * k..][..k];
                 for (kk, &v) in row[k0..k1].iter().enumerate() {
                     region[kk * MR + r] = v * s;
@@ -797,466 +779,14 @@ fn fill_segment(
     }
 }
 
-/// The finishing of a tile's last reduction block: the per-row shift (if any) and ReLU.
-pub(super) type Finish<'a> = Option<(Option<&'a [f32]>, bool)>;
-
 /// Where a micro-kernel call puts its tile: row `r` (an output channel) at `c + r·ldc`, the
 /// first `rows` rows, stored (`store`: the first reduction block) or added to what is there,
-/// then finished by `finish` (after the last block).
+/// then finished by `finish` (after the last block: its shift and ReLU, `scale` unused).
 #[derive(Clone, Copy)]
-pub(super) struct Out<'a> {
+pub(crate) struct Out<'a> {
     pub c: *mut f32,
     pub ldc: usize,
     pub rows: usize,
     pub store: bool,
-    pub finish: Finish<'a>,
-}
-
-/// The `MR × NR` accumulators `Σ_p A[p, r] · B[p, ·]` over `kc` steps, A packed `kc × MR` and
-/// step `p` of B the NR floats at `b(p)`.
-///
-/// # Safety
-/// AVX-512F must be available; `a` must hold `kc·MR` floats and `b(p)` NR floats for `p < kc`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn accumulate(
-    kc: usize,
-    a: *const f32,
-    b: impl Fn(usize) -> *const f32,
-) -> [[std::arch::x86_64::__m512; 3]; MR] {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); 3]; MR];
-    for p in 0..kc {
-        // SAFETY (whole block): p < kc keeps the reads inside A and B (the caller's contract).
-        unsafe {
-            let bp = b(p);
-            let b0 = _mm512_loadu_ps(bp);
-            let b1 = _mm512_loadu_ps(bp.add(16));
-            let b2 = _mm512_loadu_ps(bp.add(32));
-            let ap = a.add(p * MR);
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*ap.add(r));
-                row[0] = _mm512_fmadd_ps(av, b0, row[0]);
-                row[1] = _mm512_fmadd_ps(av, b1, row[1]);
-                row[2] = _mm512_fmadd_ps(av, b2, row[2]);
-            }
-        }
-    }
-    acc
-}
-
-/// Writes the lanes `mask` of `value` (accumulators of output row `r`) to `ptr`: stored, or
-/// added to what is there, then finished by `finish`.
-///
-/// # Safety
-/// AVX-512F must be available; the masked lanes at `ptr` must be valid (initialised unless
-/// `store`). The other lanes are neither read nor written (AVX-512 masked accesses do not fault
-/// there), so `ptr` may point outside the buffer for them.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn put(
-    ptr: *mut f32,
-    mask: std::arch::x86_64::__mmask16,
-    mut value: std::arch::x86_64::__m512,
-    r: usize,
-    store: bool,
-    finish: Finish,
-) {
-    use std::arch::x86_64::*;
-    // SAFETY: the masked lanes are valid (the caller's contract).
-    unsafe {
-        if !store {
-            value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(mask, ptr));
-        }
-        if let Some((shift, relu)) = finish {
-            if let Some(shift) = shift {
-                value = _mm512_add_ps(value, _mm512_set1_ps(shift[r]));
-            }
-            if relu {
-                value = _mm512_max_ps(value, _mm512_setzero_ps());
-            }
-        }
-        _mm512_mask_storeu_ps(ptr, mask, value);
-    }
-}
-
-/// `C[r, q] (=|+=) Σ_p A[p, r] · B[p, q]` for the first `out.rows` rows and `q < cols`, with
-/// A `kc × MR` and B `kc × NR` packed, put as `out` says.
-///
-/// # Safety
-/// This CPU must have `isa`; `a`, `b` must hold `kc·MR` and `kc·NR` floats; `out` must be
-/// valid for `out.rows` rows of `cols` floats (initialised unless `out.store`).
-unsafe fn micro_kernel(isa: Isa, kc: usize, a: *const f32, b: *const f32, cols: usize, out: Out) {
-    // SAFETY: the caller's contract, which both kernels share.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        match isa {
-            Isa::Avx512 => micro_kernel_avx512(kc, a, b, cols, out),
-            Isa::Avx2 => super::avx2::micro_kernel(kc, a, b, cols, out),
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (isa, kc, a, b, cols, out.c);
-        unreachable!("the kernels run on x86-64 only ([`available`] is false elsewhere)")
-    }
-}
-
-/// [`micro_kernel`] with AVX-512.
-///
-/// # Safety
-/// As [`micro_kernel`], with AVX-512F available.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn micro_kernel_avx512(kc: usize, a: *const f32, b: *const f32, cols: usize, out: Out) {
-    // SAFETY: step p of B is the packed NR floats at p·NR (the caller's contract).
-    let acc = unsafe { accumulate(kc, a, |p| b.wrapping_add(p * NR)) };
-    for (r, row) in acc.iter().enumerate().take(out.rows) {
-        for (v, &value) in row.iter().enumerate() {
-            let valid = cols.saturating_sub(v * 16).min(16);
-            if valid == 0 {
-                break;
-            }
-            let mask = if valid == 16 {
-                0xffff
-            } else {
-                (1u16 << valid) - 1
-            };
-            let ptr = out.c.wrapping_add(r * out.ldc + v * 16);
-            // SAFETY: the masked lanes lie inside row r's `cols` floats.
-            unsafe { put(ptr, mask, value, r, out.store, out.finish) };
-        }
-    }
-}
-
-/// [`micro_kernel`] reading B in place: step `p` of the tile is the NR floats at
-/// `b + offsets[p]`; the tile's lanes go to the output through `stores` (offsets from `c`, row
-/// `r` of C at `c + r·ldc`).
-///
-/// # Safety
-/// This CPU must have `isa`; `a` must hold `kc·MR` floats, `offsets` `kc` entries, and
-/// `b + offsets[p]` NR floats for every `p`; every masked lane of `stores` must be valid in
-/// the first `out.rows` rows (initialised unless `out.store`).
-unsafe fn micro_kernel_direct(
-    isa: Isa,
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    offsets: *const usize,
-    stores: &[Store],
-    out: Out,
-) {
-    // SAFETY: the caller's contract, which both kernels share.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        match isa {
-            Isa::Avx512 => micro_kernel_direct_avx512(kc, a, b, offsets, stores, out),
-            Isa::Avx2 => super::avx2::micro_kernel_direct(kc, a, b, offsets, stores, out),
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (isa, kc, a, b, offsets, stores, out.c);
-        unreachable!("the kernels run on x86-64 only ([`available`] is false elsewhere)")
-    }
-}
-
-/// [`micro_kernel_direct`] with AVX-512.
-///
-/// # Safety
-/// As [`micro_kernel_direct`], with AVX-512F available.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn micro_kernel_direct_avx512(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    offsets: *const usize,
-    stores: &[Store],
-    out: Out,
-) {
-    // SAFETY: step p of B is at b + offsets[p] (the caller's contract).
-    let acc = unsafe { accumulate(kc, a, |p| b.wrapping_add(*offsets.add(p))) };
-    for (r, row) in acc.iter().enumerate().take(out.rows) {
-        for s in stores {
-            let ptr = out.c.wrapping_add(r * out.ldc).wrapping_offset(s.offset);
-            // SAFETY: the masked lanes are valid outputs of row r (the caller's contract).
-            unsafe { put(ptr, s.mask, row[s.v], r, out.store, out.finish) };
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::conv::{Fused, Kernel, forward_with};
-    use super::super::f32_tensor as tensor;
-    use super::super::{f32_data, test_values as values};
-    use super::*;
-    use burn::backend::TensorMetadata;
-    use burn::tensor::ops::ConvOptions;
-
-    struct Case {
-        n: usize,
-        cin: usize,
-        cout: usize,
-        size: [usize; 2],
-        kernel: [usize; 2],
-        stride: usize,
-        pad: usize,
-        dilation: usize,
-        groups: usize,
-    }
-
-    /// Both kernels on `case`, with `fused`; returns the largest difference relative to the
-    /// largest output, and the output shape.
-    fn compare(case: &Case, fused: &Fused) -> (f32, Vec<usize>) {
-        let Case {
-            n,
-            cin,
-            cout,
-            size: [h, w],
-            kernel: [kh, kw],
-            ..
-        } = *case;
-        let x = values(n * cin * h * w, 1);
-        let wts = values(cout * cin / case.groups * kh * kw, 2);
-        let options = ConvOptions::new(
-            [case.stride; 2],
-            [case.pad; 2],
-            [case.dilation; 2],
-            case.groups,
-        );
-        let run = |kernel| {
-            let out = forward_with(
-                tensor(x.clone(), [n, cin, h, w]),
-                tensor(wts.clone(), [cout, cin / case.groups, kh, kw]),
-                &options,
-                fused,
-                kernel,
-            );
-            (f32_data(&out).to_vec(), out.shape().dims::<4>().to_vec())
-        };
-        let (ours, shape) = run(Kernel::ImplicitGemm);
-        let (reference, reference_shape) = run(Kernel::Im2colGemm);
-        assert_eq!(shape, reference_shape);
-        let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let err = ours
-            .iter()
-            .zip(&reference)
-            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-        (err / scale.max(1e-12), shape)
-    }
-
-    fn case(cin: usize, cout: usize, size: [usize; 2], kernel: usize, pad: usize) -> Case {
-        Case {
-            n: 2,
-            cin,
-            cout,
-            size,
-            kernel: [kernel; 2],
-            stride: 1,
-            pad,
-            dilation: 1,
-            groups: 1,
-        }
-    }
-
-    /// `case` through [`conv_forward_with`] with `isa`, packed or direct as [`conv_forward`]
-    /// picks, with no epilogue.
-    fn forward_isa(c: &Case, isa: Isa) -> Vec<f32> {
-        let Case {
-            n,
-            cin,
-            cout,
-            size: [h, w],
-            kernel: [kh, kw],
-            groups,
-            ..
-        } = *c;
-        let x = values(n * cin * h * w, 1);
-        let weight = values(cout * cin / groups * kh * kw, 2);
-        let options = ConvOptions::new([c.stride; 2], [c.pad; 2], [c.dilation; 2], groups);
-        let g = Geometry::new([h, w], [kh, kw], &options);
-        let problem = Problem {
-            x: &[&x],
-            part_channels: &[cin],
-            n,
-            cin,
-            weight: &weight,
-            cout,
-            groups,
-            scale: None,
-        };
-        conv_forward_with(&problem, &g, Epilogue::default(), reads_rows(&g), isa)
-    }
-
-    #[test]
-    fn implicit_gemm_equals_im2col_gemm() {
-        if !available() {
-            eprintln!("no AVX-512 or AVX2 on this CPU: only the portable kernel runs here");
-            return;
-        }
-        let cases = [
-            // First U-Net layer, odd sizes: pixel tails in every micro-tile row.
-            case(3, 64, [37, 41], 3, 1),
-            // K = 576: three reduction blocks accumulated in the output.
-            case(64, 64, [33, 50], 3, 1),
-            // Pointwise, K = 300 (two blocks), 20 outputs (a partial micro-panel).
-            case(300, 20, [9, 11], 1, 0),
-            // One output channel (a segmentation head) and a 1×1 image.
-            case(32, 1, [13, 7], 3, 1),
-            case(16, 16, [1, 1], 3, 1),
-            Case {
-                stride: 2,
-                pad: 2,
-                ..case(16, 12, [21, 30], 5, 2)
-            },
-            Case {
-                dilation: 2,
-                ..case(8, 8, [19, 23], 3, 2)
-            },
-            Case {
-                groups: 4,
-                ..case(16, 24, [17, 18], 3, 1)
-            },
-            Case {
-                kernel: [2, 3],
-                n: 3,
-                ..case(5, 9, [10, 12], 2, 0)
-            },
-            // Large enough for several pixel chunks per image.
-            Case {
-                n: 1,
-                ..case(32, 40, [96, 131], 3, 1)
-            },
-        ];
-        for (i, c) in cases.iter().enumerate() {
-            let (err, shape) = compare(c, &Fused::default());
-            assert!(err < 2e-6, "case {i} {shape:?}: relative error {err}");
-            // AVX2's passes add the same products in the same order as AVX-512's tile.
-            let [first, rest @ ..] = &isas()[..] else {
-                unreachable!("available")
-            };
-            let expected = forward_isa(c, *first);
-            for &isa in rest {
-                assert!(forward_isa(c, isa) == expected, "case {i}: {isa:?} differs");
-            }
-        }
-    }
-
-    /// (n, channels of each input part, cout, [h, w], [kh, kw], pad, dilation, groups)
-    type DirectCase = (
-        usize,
-        &'static [usize],
-        usize,
-        [usize; 2],
-        [usize; 2],
-        usize,
-        usize,
-        usize,
-    );
-
-    #[test]
-    fn reading_rows_in_place_equals_packing_the_patches() {
-        if !available() {
-            eprintln!("no AVX-512 or AVX2 on this CPU: only the portable kernel runs here");
-            return;
-        }
-        let cases: [DirectCase; 9] = [
-            // A U-Net layer: K = 576 in three reduction blocks, 48-pixel tiles across rows.
-            (2, &[64], 64, [33, 50], [3, 3], 1, 1, 1),
-            // Rows narrower than a tile (several rows per tile), a partial micro-panel.
-            (1, &[5], 12, [20, 9], [3, 3], 1, 1, 1),
-            // A decoder's concatenation of two parts; a block boundary inside a channel.
-            (1, &[40, 24], 16, [17, 40], [3, 3], 1, 1, 1),
-            // Pointwise, no padding; 1×1 image.
-            (2, &[300], 20, [9, 11], [1, 1], 0, 1, 1),
-            (1, &[16], 8, [1, 1], [3, 3], 1, 1, 1),
-            // Dilation 2 (MS-Conv's branches), pad 2.
-            (1, &[8], 8, [19, 23], [3, 3], 2, 2, 1),
-            // 5×5 and a non-square kernel with no padding.
-            (1, &[6], 9, [21, 30], [5, 5], 2, 1, 1),
-            (3, &[5], 9, [10, 12], [2, 3], 0, 1, 1),
-            // Grouped, and many rows (several row jobs per image).
-            (1, &[16], 24, [140, 66], [3, 3], 1, 1, 4),
-        ];
-        for (case, &(n, parts, cout, [h, w], [kh, kw], pad, d, groups)) in cases.iter().enumerate()
-        {
-            let cin: usize = parts.iter().sum();
-            let xs: Vec<Vec<f32>> = parts
-                .iter()
-                .enumerate()
-                .map(|(i, &c)| values(n * c * h * w, 10 * case as u64 + i as u64))
-                .collect();
-            let x: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
-            let weight = values(cout * cin / groups * kh * kw, 99 + case as u64);
-            let shift = values(cout, 7);
-            let options = ConvOptions::new([1, 1], [pad, pad], [d, d], groups);
-            let g = Geometry::new([h, w], [kh, kw], &options);
-            let problem = Problem {
-                x: &x,
-                part_channels: parts,
-                n,
-                cin,
-                weight: &weight,
-                cout,
-                groups,
-                scale: None,
-            };
-            let epilogue = Epilogue {
-                shift: Some(&shift),
-                relu: case % 2 == 0,
-            };
-            let isas = isas();
-            let packed = conv_forward_with(&problem, &g, epilogue, false, isas[0]);
-            assert_eq!(packed.len(), n * cout * g.ho * g.wo, "case {case}");
-            // The same products added in the same order, by both kernels with every
-            // instruction set: equal, not merely close.
-            for isa in isas {
-                let direct = conv_forward_with(&problem, &g, epilogue, true, isa);
-                assert!(direct == packed, "case {case}: direct {isa:?} differs");
-                let other = conv_forward_with(&problem, &g, epilogue, false, isa);
-                assert!(other == packed, "case {case}: packed {isa:?} differs");
-            }
-            // And both are the convolution (against im2col + gemm, within rounding).
-            let (err, _) = compare(
-                &Case {
-                    n,
-                    cin,
-                    cout,
-                    size: [h, w],
-                    kernel: [kh, kw],
-                    stride: 1,
-                    pad,
-                    dilation: d,
-                    groups,
-                },
-                &Fused::default(),
-            );
-            assert!(err < 2e-6, "case {case}: relative error {err}");
-        }
-    }
-
-    #[test]
-    fn fused_epilogue_equals_the_separate_passes() {
-        if !available() {
-            eprintln!("no AVX-512 or AVX2 on this CPU: only the portable kernel runs here");
-            return;
-        }
-        let scale = values(24, 3);
-        let shift = values(24, 4);
-        for relu in [false, true] {
-            let fused = Fused {
-                scale: Some(&scale),
-                shift: Some(&shift),
-                relu,
-            };
-            for c in [case(7, 24, [15, 33], 3, 1), case(64, 24, [5, 70], 1, 0)] {
-                let (err, shape) = compare(&c, &fused);
-                assert!(err < 2e-6, "relu {relu} {shape:?}: relative error {err}");
-            }
-        }
-    }
+    pub finish: Option<Epilogue<'a>>,
 }

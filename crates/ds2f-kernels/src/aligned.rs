@@ -10,7 +10,7 @@ const LINE: usize = 16;
 
 /// A `Vec<f32>` with up to one cache line of slack in front of the aligned slice.
 #[derive(Default)]
-pub(super) struct AlignedBuf {
+pub struct AlignedBuf {
     data: Vec<f32>,
     offset: usize,
     len: usize,
@@ -18,7 +18,7 @@ pub(super) struct AlignedBuf {
 
 impl AlignedBuf {
     /// A buffer of `len` zeros.
-    pub(super) fn zeroed(len: usize) -> Self {
+    pub fn zeroed(len: usize) -> Self {
         let mut buf = Self::default();
         buf.resize(len);
         buf
@@ -26,7 +26,7 @@ impl AlignedBuf {
 
     /// Makes the aligned slice `len` floats long. Values kept from before are not preserved
     /// when the buffer has to grow (callers overwrite what they use).
-    pub(super) fn resize(&mut self, len: usize) {
+    pub fn resize(&mut self, len: usize) {
         if self.data.len() < len + LINE {
             self.data = vec![0.0; len + LINE];
             let misalignment = (self.data.as_ptr() as usize / 4) % LINE;
@@ -35,11 +35,13 @@ impl AlignedBuf {
         self.len = len;
     }
 
-    pub(super) fn as_slice(&self) -> &[f32] {
+    /// The aligned floats.
+    pub fn as_slice(&self) -> &[f32] {
         &self.data[self.offset..][..self.len]
     }
 
-    pub(super) fn as_mut_slice(&mut self) -> &mut [f32] {
+    /// The aligned floats, writable.
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
         &mut self.data[self.offset..][..self.len]
     }
 }

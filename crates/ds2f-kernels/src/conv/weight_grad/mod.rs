@@ -7,11 +7,12 @@
 //! fastest), the shifted input of a run of output pixels is a strided slice of the copy, so no
 //! im2col matrix (kh·kw times the input) is built and each value is copied once. The
 //! micro-kernel keeps an `MR × NR` block of `dW` (8 output × 32 input channels, 16 AVX-512
-//! registers; three passes of AVX2 registers in [`super::avx2`]) while it runs along a chunk
+//! registers; three passes of AVX2 registers in `avx2.rs`; the same order of operations in
+//! `scalar.rs`) while it runs along a chunk
 //! of an output row (or several whole rows of a narrow image), broadcasting `dY` values and
 //! loading two vectors of input channels per pixel.
 //!
-//! Why hand-written: the im2col + `gemm` weight gradient of [`super::conv`] builds and re-reads a
+//! Why hand-written: the im2col + `gemm` weight gradient of [`super::im2col`] builds and re-reads a
 //! 9× expanded input and ran at about a third of this CPU's peak; no crate offers convolution
 //! kernels for burn's tensors. The work is split whatever the thread count, so results are the
 //! same on every machine: a `dW` that fits in L2 over a fixed number of parts of the output
@@ -19,15 +20,21 @@
 //! floats) over ranges of output channels, each accumulated in place over all pixels in order,
 //! with each job's input copy shared by the ranges (docs/performance.md: −43 % on the backward
 //! of a 1024-channel 16×16 convolution).
-use super::aligned::AlignedBuf;
-use super::conv::Geometry;
-use super::implicit_gemm::Isa;
+use super::Geometry;
+use crate::Isa;
+use crate::aligned::AlignedBuf;
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod scalar;
+
 /// Output channels per micro-tile.
-pub(super) const MR: usize = 8;
+pub(crate) const MR: usize = 8;
 /// Input channels per micro-tile (two 16-float vectors).
-pub(super) const NR: usize = 32;
+pub(crate) const NR: usize = 32;
 /// Parts the work is split into at most (each with its own partial `dW` when they split the
 /// pixels).
 const PARTS: usize = 8;
@@ -40,13 +47,10 @@ const JOB_FLOATS: usize = 1 << 18;
 /// over output channels rather than over pixels, which also needs no partial sums.
 const ACC_FLOATS: usize = 1 << 18;
 
-/// Whether the kernel computes this weight gradient: AVX-512 or AVX2, no groups, channel
-/// counts that fill whole micro-tiles.
-pub(super) fn suits(cin: usize, cout: usize, groups: usize) -> bool {
-    super::implicit_gemm::available()
-        && groups == 1
-        && cin.is_multiple_of(NR)
-        && cout.is_multiple_of(MR)
+/// Whether the kernel computes this weight gradient: AVX-512 or AVX2 ([`Isa::best`]), no
+/// groups, channel counts that fill whole micro-tiles.
+pub fn suits(cin: usize, cout: usize, groups: usize) -> bool {
+    Isa::best().is_simd() && groups == 1 && cin.is_multiple_of(NR) && cout.is_multiple_of(MR)
 }
 
 /// `dW` as `[cout, cin, kh, kw]` for the NCHW input `x` (`[n, cin, h, w]`) and output
@@ -54,7 +58,7 @@ pub(super) fn suits(cin: usize, cout: usize, groups: usize) -> bool {
 ///
 /// # Panics
 /// If [`suits`] is false.
-pub(super) fn weight_grad(
+pub fn weight_grad(
     x: &[f32],
     dy: &[f32],
     n: usize,
@@ -66,12 +70,15 @@ pub(super) fn weight_grad(
         suits(cin, cout, 1),
         "the weight-gradient kernel needs AVX-512 or AVX2 and whole tiles"
     );
-    let isa = super::implicit_gemm::isa().expect("suits");
-    weight_grad_with(x, dy, n, cin, cout, g, isa)
+    weight_grad_with(x, dy, n, cin, cout, g, Isa::best())
 }
 
-/// [`weight_grad`] with the instruction set `isa`; the results of both are equal.
-fn weight_grad_with(
+/// [`weight_grad`] with the micro-kernel of `isa` (resolved once here); the results of all
+/// instruction sets are equal. Any channel counts that fill whole micro-tiles, no groups.
+///
+/// # Panics
+/// If this CPU lacks `isa`, or the channel counts do not fill whole micro-tiles.
+pub fn weight_grad_with(
     x: &[f32],
     dy: &[f32],
     n: usize,
@@ -80,6 +87,11 @@ fn weight_grad_with(
     g: &Geometry,
     isa: Isa,
 ) -> Vec<f32> {
+    assert!(
+        cin.is_multiple_of(NR) && cout.is_multiple_of(MR),
+        "the weight-gradient kernel needs whole tiles"
+    );
+    let kernel = micro_kernel(isa);
     let taps = g.kh * g.kw;
     let len = taps * cout * cin;
     // A dW too large for L2 (deep layers: 9·cout·cin of millions) is split over output-channel
@@ -123,12 +135,12 @@ fn weight_grad_with(
                         x: x_rows.as_slice(),
                         x_row,
                     };
-                    accumulate(&copies, cin, cout, g, r1 - r0, &mut acc, isa);
+                    accumulate(&copies, cin, cout, g, r1 - r0, &mut acc, kernel);
                 }
                 acc
             })
             .collect();
-        super::conv::sum_in_order(partials, len)
+        super::im2col::sum_in_order(partials, len)
     } else {
         // dW as [co part][tap, co − co0, ci]; each job's x copy is shared by the parts.
         let mut total = vec![0.0f32; len];
@@ -161,7 +173,7 @@ fn weight_grad_with(
                     x: x_rows,
                     x_row,
                 };
-                accumulate(&copies, cin, width, g, r1 - r0, acc, isa);
+                accumulate(&copies, cin, width, g, r1 - r0, acc, kernel);
             });
         }
         total
@@ -268,7 +280,7 @@ fn accumulate(
     g: &Geometry,
     rows: usize,
     acc: &mut [f32],
-    isa: Isa,
+    kernel: MicroKernel,
 ) {
     let (s_dy, s_x) = (s.dy, s.x);
     let rows_per_call = (CHUNK / g.wo.max(1)).max(1);
@@ -297,15 +309,14 @@ fn accumulate(
                                 row_step: g.stride[0] * s.x_row,
                             };
                             let dst = &mut acc[(tap * cout + co) * cin + ci..];
-                            // SAFETY: this CPU has `isa` (`suits`); the call's last pixel
+                            // SAFETY: this CPU has the kernel's ISA (`micro_kernel`); the
+                            // call's last pixel
                             // of `a` is `dy[row + call_rows − 1][x0 + len − 1][co + MR − 1]`,
                             // inside the copy; that of `b` is in input row `(row + call_rows −
                             // 1)·s + i·d` ≤ the copy's last row, column `(x0 + len − 1)·s +
                             // j·d` < the padded width, channel `ci + NR − 1` < cin; `dst`
                             // holds MR rows of NR floats at stride cin.
-                            unsafe {
-                                micro_kernel(isa, a, b, call_rows, len, dst.as_mut_ptr(), cin)
-                            };
+                            unsafe { kernel(a, b, call_rows, len, dst.as_mut_ptr(), cin) };
                         }
                     }
                 }
@@ -317,7 +328,7 @@ fn accumulate(
 /// Operand of the micro-kernel: the values of pixel `p` of row `r` start at
 /// `base + r · row_step + p · step`.
 #[derive(Clone, Copy)]
-pub(super) struct Panel {
+pub(crate) struct Panel {
     pub base: *const f32,
     pub step: usize,
     pub row_step: usize,
@@ -326,130 +337,21 @@ pub(super) struct Panel {
 /// `C[r][c] += Σ_p A[p][r] · B[p][c]` for an `MR × NR` block `C` at row stride `ldc`, over
 /// `len` pixels of each of `rows` rows.
 ///
-/// # Safety
-/// This CPU must have `isa`; `a` must hold `MR` floats and `b` `NR` floats at every pixel;
-/// `c` must be valid for `MR` rows of `NR` floats at stride `ldc`.
-unsafe fn micro_kernel(
-    isa: Isa,
-    a: Panel,
-    b: Panel,
-    rows: usize,
-    len: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    // SAFETY: the caller's contract, which both kernels share.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        match isa {
-            Isa::Avx512 => micro_kernel_avx512(a, b, rows, len, c, ldc),
-            Isa::Avx2 => super::avx2::weight_grad_kernel(a, b, rows, len, c, ldc),
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (isa, a, b, rows, len, c, ldc);
-        unreachable!("the kernels run on x86-64 only ([`suits`] is false elsewhere)")
-    }
-}
+/// Safety: the CPU must have the kernel's instruction set; `a` must hold `MR` floats and `b`
+/// `NR` floats at every pixel; `c` must be valid for `MR` rows of `NR` floats at stride `ldc`.
+type MicroKernel = unsafe fn(Panel, Panel, usize, usize, *mut f32, usize);
 
-/// [`micro_kernel`] with AVX-512.
+/// The micro-kernel of `isa`, resolved once per weight gradient.
 ///
-/// # Safety
-/// As [`micro_kernel`], with AVX-512F available.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn micro_kernel_avx512(
-    a: Panel,
-    b: Panel,
-    rows: usize,
-    len: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-    for row in 0..rows {
-        // SAFETY (whole block): the caller guarantees every pixel's reads.
-        unsafe {
-            let mut ap = a.base.add(row * a.row_step);
-            let mut bp = b.base.add(row * b.row_step);
-            for _ in 0..len {
-                let b0 = _mm512_loadu_ps(bp);
-                let b1 = _mm512_loadu_ps(bp.add(16));
-                for (r, tile) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*ap.add(r));
-                    tile[0] = _mm512_fmadd_ps(av, b0, tile[0]);
-                    tile[1] = _mm512_fmadd_ps(av, b1, tile[1]);
-                }
-                ap = ap.add(a.step);
-                bp = bp.add(b.step);
-            }
-        }
-    }
-    for (r, tile) in acc.iter().enumerate() {
-        for (v, &value) in tile.iter().enumerate() {
-            // SAFETY: row r of C holds NR floats.
-            unsafe {
-                let ptr = c.add(r * ldc + v * 16);
-                _mm512_storeu_ps(ptr, _mm512_add_ps(value, _mm512_loadu_ps(ptr)));
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::test_values as values;
-    use super::*;
-    use burn::tensor::ops::ConvOptions;
-
-    #[test]
-    fn equals_the_im2col_gemm_weight_gradient() {
-        if !super::super::implicit_gemm::available() {
-            eprintln!("no AVX-512 or AVX2 on this CPU: only the portable kernel runs here");
-            return;
-        }
-        // (n, cin, cout, [h, w], kernel, stride, pad, dilation)
-        let cases = [
-            (1, 32, 8, [13, 17], 3, 1, 1, 1),
-            (2, 64, 64, [33, 50], 3, 1, 1, 1),
-            // Several jobs per image and more jobs than parts.
-            (3, 32, 16, [200, 131], 3, 1, 1, 1),
-            (1, 32, 24, [21, 30], 5, 2, 2, 1),
-            (2, 32, 8, [19, 23], 3, 1, 2, 2),
-            (2, 64, 40, [9, 11], 1, 1, 0, 1),
-            (1, 32, 8, [1, 1], 3, 1, 1, 1),
-            (1, 32, 8, [8, 9], 2, 2, 0, 1),
-            // Narrow images (several rows per micro-kernel call), dW split over eight
-            // output-channel ranges.
-            (2, 256, 128, [6, 7], 3, 1, 1, 1),
-            (3, 512, 256, [4, 5], 3, 1, 1, 1),
-            // Ranges of one and two micro-tiles (12 tiles in 8 ranges), several jobs.
-            (2, 512, 96, [40, 9], 3, 1, 1, 1),
-            (1, 64, 16, [11, 20], 3, 2, 1, 1),
-        ];
-        for (case, &(n, cin, cout, [h, w], k, s, p, d)) in cases.iter().enumerate() {
-            let options = ConvOptions::new([s, s], [p, p], [d, d], 1);
-            let g = Geometry::new([h, w], [k, k], &options);
-            let x = values(n * cin * h * w, 1 + case as u64);
-            let dy = values(n * cout * g.ho * g.wo, 100 + case as u64);
-            let ours = weight_grad(&x, &dy, n, cin, cout, &g);
-            // AVX2's passes add the same products in the same order as AVX-512's tile.
-            for isa in super::super::implicit_gemm::isas() {
-                let other = weight_grad_with(&x, &dy, n, cin, cout, &g, isa);
-                assert!(other == ours, "case {case}: {isa:?} differs");
-            }
-            let reference = super::super::conv::gemm_weight_grad(&x, &dy, n, cin, cout, 1, &g);
-            let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let err = ours
-                .iter()
-                .zip(&reference)
-                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(
-                err <= 1e-5 * scale,
-                "case {case}: max error {err} of {scale}"
-            );
-        }
+/// # Panics
+/// If this CPU lacks `isa`.
+fn micro_kernel(isa: Isa) -> MicroKernel {
+    assert!(isa.runs_here(), "this CPU lacks {isa:?}");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::micro_kernel,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::micro_kernel,
+        _ => scalar::micro_kernel,
     }
 }

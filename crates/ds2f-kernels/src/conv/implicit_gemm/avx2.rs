@@ -5,10 +5,10 @@
 //! They keep the AVX-512 kernels' data layouts (packed weights, packed patches, padded row
 //! copies, masked stores, channels-last copies) and compute each AVX-512 tile in passes that
 //! fit AVX2's sixteen 8-lane registers:
-//! - the forward tile of 8 output channels × 48 pixels ([`super::implicit_gemm`]) in four
+//! - the forward tile of 8 output channels × 48 pixels (this file) in four
 //!   4 × 24 passes (12 accumulators; 3 loads and 4 broadcasts per reduction step) into a tile
 //!   buffer, whose rows are then put in place as the AVX-512 kernel puts its registers;
-//! - the weight gradient's tile of 8 output × 32 input channels ([`super::weight_grad`]) in two
+//! - the weight gradient's tile of 8 output × 32 input channels (`weight_grad/avx2.rs`) in two
 //!   4 × 24 passes and one 8 × 8 pass.
 //!
 //! Passes with fewer accumulators (4 × 16: 8) left the two FMA units waiting on their latency
@@ -20,8 +20,8 @@
 //! kernels, so the two instruction sets give bitwise equal results (the kernels' tests compare
 //! them wherever AVX-512 runs). AVX2 has masked loads and stores, but they are slow on AMD
 //! before Zen 4, so partial vectors (row and tile ends) go through a scalar loop instead.
-use super::implicit_gemm::{Finish, MR, NR, Out, Store};
-use super::weight_grad::{MR as WG_MR, NR as WG_NR, Panel};
+use super::{MR, NR, Out, Store};
+use crate::conv::Epilogue;
 use std::arch::x86_64::*;
 
 /// Output pixels per pass of the forward tile (three 8-float vectors).
@@ -107,18 +107,25 @@ unsafe fn tile(
 /// `store`); the others are neither read nor written.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn put(ptr: *mut f32, bits: u8, mut value: __m256, r: usize, store: bool, finish: Finish) {
+unsafe fn put(
+    ptr: *mut f32,
+    bits: u8,
+    mut value: __m256,
+    r: usize,
+    store: bool,
+    finish: Option<Epilogue>,
+) {
     // SAFETY (whole block): the lanes touched are those in `bits` (the caller's contract).
     unsafe {
         if bits == 0xff {
             if !store {
                 value = _mm256_add_ps(value, _mm256_loadu_ps(ptr));
             }
-            if let Some((shift, relu)) = finish {
-                if let Some(shift) = shift {
+            if let Some(finish) = finish {
+                if let Some(shift) = finish.shift {
                     value = _mm256_add_ps(value, _mm256_set1_ps(shift[r]));
                 }
-                if relu {
+                if finish.relu {
                     value = _mm256_max_ps(value, _mm256_setzero_ps());
                 }
             }
@@ -135,7 +142,14 @@ unsafe fn put(ptr: *mut f32, bits: u8, mut value: __m256, r: usize, store: bool,
 /// As [`put`].
 #[target_feature(enable = "avx2,fma")]
 #[cold]
-unsafe fn put_lanes(ptr: *mut f32, bits: u8, value: __m256, r: usize, store: bool, finish: Finish) {
+unsafe fn put_lanes(
+    ptr: *mut f32,
+    bits: u8,
+    value: __m256,
+    r: usize,
+    store: bool,
+    finish: Option<Epilogue>,
+) {
     // SAFETY (whole block): the lanes touched are those in `bits` (the caller's contract).
     unsafe {
         let mut lanes = [0.0f32; 8];
@@ -148,11 +162,11 @@ unsafe fn put_lanes(ptr: *mut f32, bits: u8, value: __m256, r: usize, store: boo
             if !store {
                 v += *ptr.add(l);
             }
-            if let Some((shift, relu)) = finish {
-                if let Some(shift) = shift {
+            if let Some(finish) = finish {
+                if let Some(shift) = finish.shift {
                     v += shift[r];
                 }
-                if relu {
+                if finish.relu {
                     // As `vmaxps(v, 0)`: 0 unless v > 0 (NaN and −0 included).
                     v = if v > 0.0 { v } else { 0.0 };
                 }
@@ -167,11 +181,10 @@ fn first_lanes(valid: usize) -> u8 {
     if valid >= 8 { 0xff } else { (1u8 << valid) - 1 }
 }
 
-/// The AVX2 form of the forward micro-kernel with packed patches (`implicit_gemm`'s
-/// `micro_kernel`).
+/// The packed micro-kernel with AVX2 (see `MicroKernels::packed`).
 ///
 /// # Safety
-/// As `implicit_gemm`'s `micro_kernel`, with AVX2 and FMA available.
+/// As `MicroKernels::packed`, with AVX2 and FMA available.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn micro_kernel(kc: usize, a: *const f32, b: *const f32, cols: usize, out: Out) {
     let mut acc = [[0.0f32; NR]; MR];
@@ -199,12 +212,12 @@ pub(super) unsafe fn micro_kernel(kc: usize, a: *const f32, b: *const f32, cols:
     }
 }
 
-/// The AVX2 form of the direct forward micro-kernel (`implicit_gemm`'s `micro_kernel_direct`):
-/// step `p` of the tile is the NR floats at `b + offsets[p]`; the tile's lanes go to the
-/// output through `stores` (16-lane masks: each 8-lane vector takes its half).
+/// The direct micro-kernel with AVX2 (see `MicroKernels::direct`): step `p` of the tile is
+/// the NR floats at `b + offsets[p]`; the tile's lanes go to the output through `stores`
+/// (16-lane masks: each 8-lane vector takes its half).
 ///
 /// # Safety
-/// As `implicit_gemm`'s `micro_kernel_direct`, with AVX2 and FMA available.
+/// As `MicroKernels::direct`, with AVX2 and FMA available.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn micro_kernel_direct(
     kc: usize,
@@ -250,144 +263,4 @@ pub(super) unsafe fn micro_kernel_direct(
             }
         }
     }
-}
-
-/// The AVX2 form of the weight gradient's micro-kernel (`weight_grad`'s `micro_kernel`):
-/// `C[r][c] += Σ_p A[p][r] · B[p][c]` for the `MR × NR` block `C` at row stride `ldc`, over
-/// `len` pixels of each of `rows` rows. Three passes: output channels 0–3 and 4–7 × input
-/// channels 0–23 (12 accumulators each), then all 8 output × input channels 24–31.
-///
-/// # Safety
-/// As `weight_grad`'s `micro_kernel`, with AVX2 and FMA available.
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn weight_grad_kernel(
-    a: Panel,
-    b: Panel,
-    rows: usize,
-    len: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    const { assert!(WG_MR == 8 && WG_NR == 32) };
-    // SAFETY (whole function): the caller guarantees every pixel's reads of A (MR floats) and
-    // B (NR floats) and C's MR rows of NR floats.
-    unsafe {
-        for r0 in [0, 4] {
-            let mut tile = [[_mm256_setzero_ps(); 3]; 4];
-            for row in 0..rows {
-                let ap = a.base.add(row * a.row_step + r0);
-                let bp = b.base.add(row * b.row_step);
-                wide_run(ap, a.step, bp, b.step, len, &mut tile);
-            }
-            for (r, vs) in tile.iter().enumerate() {
-                for (v, &value) in vs.iter().enumerate() {
-                    let ptr = c.add((r0 + r) * ldc + 8 * v);
-                    _mm256_storeu_ps(ptr, _mm256_add_ps(value, _mm256_loadu_ps(ptr)));
-                }
-            }
-        }
-        let mut acc = [_mm256_setzero_ps(); WG_MR];
-        for row in 0..rows {
-            let mut ap = a.base.add(row * a.row_step);
-            let mut bp = b.base.add(row * b.row_step + 24);
-            for _ in 0..len {
-                let b3 = _mm256_loadu_ps(bp);
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm256_fmadd_ps(_mm256_broadcast_ss(&*ap.add(r)), b3, *acc);
-                }
-                ap = ap.add(a.step);
-                bp = bp.add(b.step);
-            }
-        }
-        for (r, &value) in acc.iter().enumerate() {
-            let ptr = c.add(r * ldc + 24);
-            _mm256_storeu_ps(ptr, _mm256_add_ps(value, _mm256_loadu_ps(ptr)));
-        }
-    }
-}
-
-/// `tile[r][v] += Σ_t A[t][r] · B[t][8v..8v + 8]` over `len` pixels `t`, A's at `ap + t·a_step`
-/// (4 floats), B's at `bp + t·b_step` (24 floats).
-///
-/// # Safety
-/// AVX2 and FMA must be available; every pixel's 4 and 24 floats must be readable.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn wide_run(
-    mut ap: *const f32,
-    a_step: usize,
-    mut bp: *const f32,
-    b_step: usize,
-    len: usize,
-    tile: &mut [[__m256; 3]; 4],
-) {
-    let [
-        [mut c00, mut c01, mut c02],
-        [mut c10, mut c11, mut c12],
-        [mut c20, mut c21, mut c22],
-        [mut c30, mut c31, mut c32],
-    ] = *tile;
-    if len == 0 {
-        return;
-    }
-    // The loop in assembly: with intrinsics the compiler kept accumulators on the stack
-    // and shuffled them between registers every pixel (this pass ran slower than `gemm`).
-    // `vfmadd231ps c, a, b` is c = a·b + c, as `_mm256_fmadd_ps(a, b, c)`.
-    // SAFETY: the caller guarantees every pixel's reads; the loop writes registers only.
-    unsafe {
-        std::arch::asm!(
-            "2:",
-            "vmovups {b0}, ymmword ptr [{bp}]",
-            "vmovups {b1}, ymmword ptr [{bp} + 32]",
-            "vmovups {b2}, ymmword ptr [{bp} + 64]",
-            "vbroadcastss {av}, dword ptr [{ap}]",
-            "vfmadd231ps {c00}, {av}, {b0}",
-            "vfmadd231ps {c01}, {av}, {b1}",
-            "vfmadd231ps {c02}, {av}, {b2}",
-            "vbroadcastss {av}, dword ptr [{ap} + 4]",
-            "vfmadd231ps {c10}, {av}, {b0}",
-            "vfmadd231ps {c11}, {av}, {b1}",
-            "vfmadd231ps {c12}, {av}, {b2}",
-            "vbroadcastss {av}, dword ptr [{ap} + 8]",
-            "vfmadd231ps {c20}, {av}, {b0}",
-            "vfmadd231ps {c21}, {av}, {b1}",
-            "vfmadd231ps {c22}, {av}, {b2}",
-            "vbroadcastss {av}, dword ptr [{ap} + 12]",
-            "vfmadd231ps {c30}, {av}, {b0}",
-            "vfmadd231ps {c31}, {av}, {b1}",
-            "vfmadd231ps {c32}, {av}, {b2}",
-            "add {ap}, {a_step}",
-            "add {bp}, {b_step}",
-            "dec {n}",
-            "jnz 2b",
-            ap = inout(reg) ap,
-            bp = inout(reg) bp,
-            n = inout(reg) len => _,
-            a_step = in(reg) a_step * 4,
-            b_step = in(reg) b_step * 4,
-            b0 = out(ymm_reg) _,
-            b1 = out(ymm_reg) _,
-            b2 = out(ymm_reg) _,
-            av = out(ymm_reg) _,
-            c00 = inout(ymm_reg) c00,
-            c01 = inout(ymm_reg) c01,
-            c02 = inout(ymm_reg) c02,
-            c10 = inout(ymm_reg) c10,
-            c11 = inout(ymm_reg) c11,
-            c12 = inout(ymm_reg) c12,
-            c20 = inout(ymm_reg) c20,
-            c21 = inout(ymm_reg) c21,
-            c22 = inout(ymm_reg) c22,
-            c30 = inout(ymm_reg) c30,
-            c31 = inout(ymm_reg) c31,
-            c32 = inout(ymm_reg) c32,
-            options(nostack, readonly),
-        );
-    }
-    let _ = (ap, bp);
-    *tile = [
-        [c00, c01, c02],
-        [c10, c11, c12],
-        [c20, c21, c22],
-        [c30, c31, c32],
-    ];
 }
