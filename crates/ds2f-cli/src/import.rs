@@ -49,7 +49,7 @@ pub fn run(args: Args) -> Result<()> {
     Checkpoint::save(&best, &TrainState::default(), &model.into_segmenter(), None)?;
     let record = args.output.join("import.txt");
     ds2f_data::io::write_atomic(&record, format!("{report}\n").as_bytes())
-        .with_context(|| format!("{}", record.display()))?;
+        .with_context(|| record.display().to_string())?;
     println!("run folder: {} ({})", args.output.display(), best.display());
     Ok(())
 }

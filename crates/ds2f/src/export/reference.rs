@@ -10,7 +10,7 @@
 //! one 1×1 convolution at r = 1) and the MSCG `sr_seg_fusion_module`, whose first
 //! `nn.Sequential` `fusion_conv` holds the 1×1 fuse conv (0), its BN (1) and the `Gate` (3).
 //! A state dict saved from `nn.DataParallel` (`module.` before every key) loads too, and so
-//! does one of ds2f's own names (an `ds2f export` file: no key needs mapping).
+//! does one with ds2f's own names (a `ds2f export` file: no key needs mapping).
 //!
 //! Keys that remain unmatched are reported, not refused (a U-Net+Inter state dict has no SR
 //! stream; a DS2F one imported into `unet_inter` leaves the SR stream unused), except when no

@@ -28,7 +28,7 @@ impl Buf {
     }
 
     fn tag(&mut self, field: u32, wire: u8) {
-        self.varint(u64::from(field) << 3 | u64::from(wire));
+        self.varint((u64::from(field) << 3) | u64::from(wire));
     }
 
     fn int(&mut self, field: u32, v: i64) {
