@@ -6,6 +6,8 @@ mod check_data;
 mod demo;
 mod evaluate;
 mod experiment;
+mod export;
+mod import;
 mod info;
 mod predict;
 mod progress;
@@ -67,6 +69,10 @@ enum Command {
     CheckData(check_data::Args),
     /// Time a training step or an inference (compare with bench/pytorch_step.py).
     Bench(bench::Args),
+    /// Export a run's inference weights with PyTorch's names (safetensors + model card).
+    Export(export::Args),
+    /// Build a run folder from the reference implementation's (imed_vision) weights.
+    Import(import::Args),
 }
 
 /// The allocator cache budget in bytes: `DS2F_ALLOC_CACHE_MB`, else MemTotal / 8 within
@@ -96,6 +102,8 @@ fn main() -> std::process::ExitCode {
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),
         Command::CheckData(a) => check_data::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Import(a) => import::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

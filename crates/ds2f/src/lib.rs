@@ -14,6 +14,7 @@ pub mod config;
 pub mod dataset;
 pub mod device;
 pub mod error;
+pub mod export;
 pub mod infer;
 pub mod model;
 pub mod ops;

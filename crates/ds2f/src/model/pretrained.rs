@@ -17,6 +17,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
 use burn::store::{
     ApplyError, ApplyResult, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore,
     SafetensorsStore,
@@ -148,6 +149,24 @@ fn load_into(
     path: &Path,
     prefix: &str,
 ) -> Result<EncoderWeightsReport, PretrainedError> {
+    load_state_dict(resnet, path, prefix, &REMAP)
+}
+
+/// Loads the PyTorch state dict at `path` (`.pth` or `.safetensors`, see [`WeightsFormat`])
+/// into `module`: the file's keys are rewritten by `remap` (regex, replacement; applied in
+/// order), BN `weight` / `bias` find burn's `gamma` / `beta`, and the report names parameters
+/// with `prefix` before their path in `module`. The loader of `model.encoder_weights`, also
+/// used by [`crate::export`] to import the reference implementation's weights.
+///
+/// # Errors
+/// As [`load_resnet_weights`]; on error `module` is unchanged.
+pub(crate) fn load_state_dict<M: Module + Clone>(
+    module: &mut M,
+    path: &Path,
+    prefix: &str,
+    remap: &[(&str, &str)],
+) -> Result<EncoderWeightsReport, PretrainedError> {
+    let resnet = module;
     let read_err = |message: String| PretrainedError::Read {
         path: path.to_path_buf(),
         message,
@@ -164,7 +183,7 @@ fn load_into(
                 .validate(false)
                 // Renumbering gaps would move `layer1.2` onto `layer1.1` in a partial file.
                 .map_indices_contiguous(false);
-            for (from, to) in REMAP {
+            for &(from, to) in remap {
                 store = store.with_key_remapping(from, to);
             }
             apply(&mut candidate, &mut store, path)?
@@ -174,7 +193,7 @@ fn load_into(
                 .with_from_adapter(PyTorchToBurnAdapter)
                 .allow_partial(true)
                 .validate(false);
-            for (from, to) in REMAP {
+            for &(from, to) in remap {
                 store = store.with_key_remapping(from, to);
             }
             apply(&mut candidate, &mut store, path)?
@@ -232,8 +251,8 @@ fn load_into(
 
 /// Checks the element types of the file (float tensors must be float32; integer ones such as
 /// `num_batches_tracked` are left to the applier, which uses none of them) and applies it.
-fn apply<S: ModuleStore>(
-    resnet: &mut ResNet,
+fn apply<M: Module + Clone, S: ModuleStore>(
+    resnet: &mut M,
     store: &mut S,
     path: &Path,
 ) -> Result<ApplyResult, PretrainedError> {
