@@ -67,7 +67,7 @@ impl DownAttention {
     /// If `heads` is 0 or does not divide `channels`, or `down_rate` is 0.
     pub fn new(channels: usize, down_rate: usize, heads: usize, device: &Device) -> Self {
         assert!(
-            heads > 0 && channels % heads == 0,
+            heads > 0 && channels.is_multiple_of(heads),
             "CAGL: {heads} heads do not divide {channels} channels"
         );
         assert!(down_rate > 0, "CAGL: down_rate must be at least 1");
