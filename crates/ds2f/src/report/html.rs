@@ -72,25 +72,12 @@ pub fn url(path: &str) -> String {
     out
 }
 
-/// `YYYY-MM-DD HH:MM UTC` of a Unix time (the civil calendar from days, Howard Hinnant's
-/// algorithm).
+/// `YYYY-MM-DD HH:MM UTC` of a Unix time (the date from
+/// [`crate::export::card::date_of_unix_day`]).
 pub fn utc_date(unix_seconds: u64) -> String {
-    let days = (unix_seconds / 86_400) as i64;
+    let date = crate::export::card::date_of_unix_day((unix_seconds / 86_400) as i64);
     let secs = unix_seconds % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60
-    )
+    format!("{date} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
 }
 
 fn num(v: f64) -> String {
