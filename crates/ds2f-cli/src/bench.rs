@@ -13,6 +13,31 @@ use ds2f::train::Objective;
 use ds2f::train::parallel::forward_backward;
 use ds2f_data::loader::Batch;
 
+/// What `bench` times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// One optimiser step of batch --batch.
+    Train,
+    /// One forward pass, batch 1.
+    Infer,
+    /// One 3×3 convolution with ds2f's kernels, forward and backward.
+    Conv,
+    /// The same convolution with burn's stock implementation.
+    ConvBurn,
+}
+
+impl Mode {
+    /// The name in the JSON line (`train`, `infer`, `conv`, `conv-burn`).
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Train => "train",
+            Mode::Infer => "infer",
+            Mode::Conv => "conv",
+            Mode::ConvBurn => "conv-burn",
+        }
+    }
+}
+
 /// Arguments of `bench`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,8 +45,8 @@ pub struct Args {
     /// (one 3×3 convolution, --base channels in and out, no bias, on a --batch × --base × H × W
     /// input: forward, then the backward of the output's sum to the input and the weight) with
     /// ds2f's kernels, `conv-burn` the same with burn's stock convolution.
-    #[arg(long, default_value = "train")]
-    pub mode: String,
+    #[arg(long, value_enum, default_value = "train")]
+    pub mode: Mode,
     /// Base width of the U-Net.
     #[arg(long, default_value_t = 64)]
     pub base: usize,
@@ -40,9 +65,9 @@ pub struct Args {
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
-    /// Framework: unet_inter (default), unet_inter_sr, ds2f, cogseg, dsrl, supervessel, ssmaf.
+    /// Framework (its `model.framework` name).
     #[arg(long, default_value = "unet_inter")]
-    pub framework: String,
+    pub framework: crate::choices::FrameworkChoice,
     /// Further model settings as config overrides, e.g. `--set model.sr_head_widths=[16,8]`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
@@ -67,26 +92,23 @@ pub fn run(args: Args) -> Result<()> {
         .split(',')
         .map(|name| ds2f::device::select(name.trim()))
         .collect::<Result<Vec<_>, _>>()?;
-    if devices.len() > 1 && (args.mode != "train" || devices.len() > args.batch) {
+    if devices.len() > 1 && (args.mode != Mode::Train || devices.len() > args.batch) {
         anyhow::bail!("--device: several devices only in train mode, at most --batch of them");
     }
     let device = devices[0].clone();
     let [h, w] = crate::info::parse_size(&args.lr_size)?;
-    let framework: Framework =
-        serde_json::from_value(serde_json::Value::String(args.framework.clone()))
-            .map_err(|_| anyhow::anyhow!("--framework {}: unknown framework", args.framework))?;
+    let framework: Framework = args.framework.0;
     let model_config = ModelConfig {
         framework,
         base: args.base,
         upscale: args.r,
         ..ExperimentConfig::parse("", &args.overrides, "--set")?.model
     };
-    let train = match args.mode.as_str() {
-        "train" => true,
-        "infer" => false,
-        "conv" => return conv_bench(&args, &device, h, w, true),
-        "conv-burn" => return conv_bench(&args, &device, h, w, false),
-        other => anyhow::bail!("--mode {other}: expected train, infer, conv or conv-burn"),
+    let train = match args.mode {
+        Mode::Train => true,
+        Mode::Infer => false,
+        Mode::Conv => return conv_bench(&args, &device, h, w, true),
+        Mode::ConvBurn => return conv_bench(&args, &device, h, w, false),
     };
     let mut times = Vec::with_capacity(args.steps);
     if train {
@@ -127,8 +149,8 @@ pub fn run(args: Args) -> Result<()> {
     let line = serde_json::json!({
         "framework": "ds2f-burn",
         "device": args.device,
-        "mode": args.mode,
-        "model": args.framework,
+        "mode": args.mode.name(),
+        "model": args.framework.0.name(),
         "base": args.base,
         "batch": if train { args.batch } else { 1 },
         "lr_size": [h, w],
@@ -232,7 +254,7 @@ fn conv_bench(
         "framework": "ds2f-burn",
         "device": args.device,
         "model": "conv3x3",
-        "mode": args.mode,
+        "mode": args.mode.name(),
         "base": c,
         "batch": args.batch,
         "lr_size": [h, w],

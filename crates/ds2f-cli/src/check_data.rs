@@ -17,18 +17,18 @@ pub struct Args {
     pub classes: Option<usize>,
     /// Layout (default: detected).
     #[arg(long, default_value = "auto")]
-    pub layout: String,
+    pub layout: crate::choices::LayoutChoice,
     /// A lesion layout's binary per-lesion mode (`MA`, `HE`, `EX`, `SE`), as `data.lesion`.
     #[arg(long)]
-    pub lesion: Option<String>,
+    pub lesion: Option<crate::choices::LesionChoice>,
 }
 
 /// Runs `check-data`.
 pub fn run(args: Args) -> Result<()> {
     let data = ds2f::config::DataConfig {
         root: args.dir.clone(),
-        layout: args.layout.clone(),
-        lesion: args.lesion.clone(),
+        layout: args.layout.name().to_string(),
+        lesion: args.lesion.map(|l| l.0.code().to_string()),
         ..Default::default()
     };
     let layout = ds2f::dataset::layout_of(&data)?;

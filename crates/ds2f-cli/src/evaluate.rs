@@ -18,6 +18,8 @@ use ds2f::report::eval_figure::CurveSet;
 use ds2f::report::html::HtmlReport;
 use ds2f::report::overlay::Palette;
 use ds2f_data::layout::Item;
+
+use crate::choices::{CheckpointChoice, LayoutChoice, PaletteChoice};
 use ds2f_metrics::{Metric, Summary};
 
 /// Arguments of `evaluate`.
@@ -38,7 +40,7 @@ pub struct Args {
     pub data: Option<PathBuf>,
     /// Layout of --data (default: detected).
     #[arg(long, default_value = "auto")]
-    pub layout: String,
+    pub layout: LayoutChoice,
     /// With --predictions: an experiment config giving the classes, class names, FOV crop and
     /// (without --data) the test split, as a run's config.toml does.
     #[arg(long, conflicts_with = "run")]
@@ -65,7 +67,7 @@ pub struct Args {
     /// Overlay colours of binary tasks in the report: paper (Fig. 5: miss green, false alarm
     /// red, hit yellow) or okabe-ito (colour-blind safe: sky blue, orange, white).
     #[arg(long, default_value = "paper")]
-    pub palette: String,
+    pub palette: PaletteChoice,
     /// Also write the SR stream's image of each input (`sr/<image>_sr.png`, at the HR output
     /// size): frameworks with an SR stream, from the training checkpoint (`--checkpoint last`).
     #[arg(long, conflicts_with = "predictions")]
@@ -76,7 +78,7 @@ pub struct Args {
     pub no_report: bool,
     /// Checkpoint to use: best or last.
     #[arg(long, default_value = "best")]
-    pub checkpoint: String,
+    pub checkpoint: CheckpointChoice,
     /// Device: cpu (default), wgpu[:N], cuda[:N], libtorch, libtorch-cuda[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -108,7 +110,7 @@ fn select_items(
         }
         (None, None) => bail!("--data: the folder of images and masks to score against"),
         (Some(dir), _) => {
-            let items = ds2f::dataset::discover_items(dir, &args.layout, None, true)?;
+            let items = ds2f::dataset::discover_items(dir, args.layout.name(), None, true)?;
             let patterns: Vec<glob::Pattern> = args
                 .include
                 .iter()
@@ -135,8 +137,7 @@ pub fn run(args: Args) -> Result<(EvalReport, PathBuf)> {
         .run
         .clone()
         .expect("clap requires --run without --predictions");
-    let palette = Palette::parse(&args.palette).map_err(|e| anyhow::anyhow!("--palette: {e}"))?;
-    let palette = (!args.no_report).then_some(palette);
+    let palette = (!args.no_report).then_some(Palette::from(args.palette));
     let device = ds2f::device::select(&args.device)?;
     let config = ExperimentConfig::load(&run.join("config.toml"), &[])
         .with_context(|| format!("{} is not a run folder", run.display()))?;
@@ -148,7 +149,7 @@ pub fn run(args: Args) -> Result<(EvalReport, PathBuf)> {
     let started = std::time::Instant::now();
     let (report, summary_path) = evaluate_run(
         &run,
-        &args.checkpoint,
+        args.checkpoint.name(),
         &items,
         &name,
         &device,
@@ -180,7 +181,7 @@ fn run_predictions(args: &Args, dir: &Path) -> Result<(EvalReport, PathBuf)> {
         (Some(c), None) => c.data.clone(),
         (c, Some(dir)) => ds2f::config::DataConfig {
             root: dir.clone(),
-            layout: args.layout.clone(),
+            layout: args.layout.name().to_string(),
             class_names: c
                 .as_ref()
                 .map(|c| c.data.class_names.clone())
@@ -201,7 +202,7 @@ fn run_predictions(args: &Args, dir: &Path) -> Result<(EvalReport, PathBuf)> {
     if items.is_empty() {
         bail!("nothing to evaluate: no images with masks selected");
     }
-    let palette = Palette::parse(&args.palette).map_err(|e| anyhow::anyhow!("--palette: {e}"))?;
+    let palette = Palette::from(args.palette);
     let out_dir = args
         .output
         .clone()

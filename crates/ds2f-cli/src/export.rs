@@ -40,7 +40,7 @@ pub struct Args {
     pub output: PathBuf,
     /// Checkpoint to export: best or last (the inference graph of either).
     #[arg(long, default_value = "best")]
-    pub checkpoint: String,
+    pub checkpoint: crate::choices::CheckpointChoice,
     /// Also write `<output stem>.check.safetensors`: this image's network input (`input`,
     /// `[1, 3, h, w]`) and ds2f's HR probabilities (`probabilities`, `[1, C, rh, rw]`), to check
     /// another framework's forward pass against (bench/export_check.py).
@@ -52,13 +52,10 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let config = ExperimentConfig::load(&args.run.join("config.toml"), &[])
         .with_context(|| format!("{} is not a run folder", args.run.display()))?;
-    if !matches!(args.checkpoint.as_str(), "best" | "last") {
-        bail!("--checkpoint is best or last, not `{}`", args.checkpoint);
-    }
     let ckpt_path = args
         .run
         .join("checkpoints")
-        .join(format!("{}.ckpt", args.checkpoint));
+        .join(format!("{}.ckpt", args.checkpoint.name()));
     let epoch = Checkpoint::load(&ckpt_path)?.state.epoch;
     let device = ds2f::device::select("cpu")?;
     let predictor = Predictor::new(&config, &ckpt_path, &device)?;
@@ -77,7 +74,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let info = ExportInfo {
         config,
-        checkpoint: args.checkpoint.clone(),
+        checkpoint: args.checkpoint.name().to_string(),
         epoch,
         test_summary,
         date: utc_date(),

@@ -3,6 +3,7 @@
 mod alloc_cache;
 mod bench;
 mod check_data;
+mod choices;
 mod demo;
 mod evaluate;
 mod experiment;

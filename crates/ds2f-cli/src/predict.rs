@@ -37,7 +37,7 @@ pub struct Args {
     pub include: Vec<String>,
     /// Checkpoint to use: best or last.
     #[arg(long, default_value = "best")]
-    pub checkpoint: String,
+    pub checkpoint: crate::choices::CheckpointChoice,
     /// Device: cpu (default), wgpu[:N], cuda[:N], libtorch, libtorch-cuda[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -86,7 +86,7 @@ fn file_part(name: &str) -> String {
 /// Runs `predict`.
 pub fn run(args: Args) -> Result<()> {
     let device = ds2f::device::select(&args.device)?;
-    let predictor = Predictor::from_run(&args.run, &args.checkpoint, &device)?;
+    let predictor = Predictor::from_run(&args.run, args.checkpoint.name(), &device)?;
     let config = ExperimentConfig::load(&args.run.join("config.toml"), &[])
         .with_context(|| format!("{} is not a run folder", args.run.display()))?;
     let class_names = ds2f::dataset::class_names(&config.data, config.model.num_classes);

@@ -55,11 +55,11 @@ impl TrainObserver for Progress {
             bar.finish_and_clear();
         }
         // The terms, when there is more than the seg loss.
-        let terms: Vec<String> = ds2f::train::TERM_NAMES
-            .iter()
-            .zip(r.term_losses)
+        let terms: Vec<String> = ds2f::train::LossTerm::ALL
+            .into_iter()
+            .map(|t| (t, r.term_loss(t)))
             .filter(|(_, v)| !v.is_nan())
-            .map(|(n, v)| format!("{n} {v:.4}"))
+            .map(|(t, v)| format!("{t} {v:.4}"))
             .collect();
         let terms = if terms.len() > 1 {
             format!(" ({})", terms.join(", "))

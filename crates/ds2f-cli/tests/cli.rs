@@ -245,7 +245,7 @@ fn ds2f_trains_and_its_last_or_best_checkpoint_predicts_with_the_seg_stream() {
         csv.lines()
             .next()
             .unwrap()
-            .ends_with("loss_proxy_sr,loss_feature")
+            .ends_with("loss_proxy_sr,loss_feature,loss_aux")
     );
     let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
     assert!(
@@ -255,6 +255,7 @@ fn ds2f_trains_and_its_last_or_best_checkpoint_predicts_with_the_seg_stream() {
         "{csv}"
     );
     assert_eq!(row[14], "NaN", "no feature loss in DS2F: {csv}");
+    assert_eq!(row[15], "NaN", "no auxiliary loss on the U-Net: {csv}");
     // With one epoch, best (inference graph only) and last (whole framework) hold the same
     // segmentation weights: the evaluations agree.
     let mut summaries = Vec::new();

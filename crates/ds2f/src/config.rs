@@ -100,6 +100,25 @@ impl Default for DataConfig {
     }
 }
 
+impl DataConfig {
+    /// Checks the `[data]` table; errors name the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.lr_size.contains(&0) {
+            return Err(ConfigError::range(
+                "data.lr_size",
+                "both sides must be positive",
+            ));
+        }
+        if self.workers == 0 {
+            return Err(ConfigError::range("data.workers", "must be at least 1"));
+        }
+        if self.prefetch == 0 {
+            return Err(ConfigError::range("data.prefetch", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 /// The `[train]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -189,7 +208,8 @@ pub enum GdiceKind {
 }
 
 /// The `[train.loss]` table: total = seg + MSE(SR) + α·proxy_seg + β·proxy_sr (eq. 7) +
-/// `feature_weight`·feature loss (CogSeg's L1, DSRL's FA).
+/// `feature_weight`·feature loss (CogSeg's L1, DSRL's FA) + `aux_weight`·seg loss on
+/// ESPNetv2's auxiliary output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LossConfig {
@@ -212,6 +232,10 @@ pub struct LossConfig {
     pub ssim_data_range: f64,
     /// The generalised Dice formula of `proxy_seg = "gdice"`.
     pub gdice: GdiceKind,
+    /// Weight of the main seg loss on ESPNetv2's auxiliary output (the level-3 logits
+    /// up-sampled to HR), which the reference's ESPNetv2 training adds with weight 1; 0 turns
+    /// it off. Other backbones have no auxiliary output.
+    pub aux_weight: f64,
 }
 
 impl Default for LossConfig {
@@ -226,6 +250,7 @@ impl Default for LossConfig {
             feature_weight: 1.0,
             ssim_data_range: 1.0,
             gdice: GdiceKind::Sudre,
+            aux_weight: 1.0,
         }
     }
 }
@@ -246,6 +271,59 @@ impl Default for TrainConfig {
             loss: LossConfig::default(),
             devices: Vec::new(),
         }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the `[train]` table and its `[train.loss]`; errors name the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| Err(ConfigError::range(key, reason));
+        if self.batch_size == 0 {
+            return bad("train.batch_size", "must be at least 1");
+        }
+        if self.devices.len() > self.batch_size {
+            return bad(
+                "train.devices",
+                "more devices than samples in a batch (train.batch_size)",
+            );
+        }
+        if self.epochs == 0 {
+            return bad("train.epochs", "must be at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("train.lr", "must be a positive number");
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad("train.momentum", "must be in [0, 1)");
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("train.weight_decay", "must be zero or positive");
+        }
+        self.loss.validate()
+    }
+}
+
+impl LossConfig {
+    /// Checks the `[train.loss]` table; errors name the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, v) in [
+            ("train.loss.alpha", self.alpha),
+            ("train.loss.beta", self.beta),
+            ("train.loss.sr_weight", self.sr_weight),
+            ("train.loss.feature_weight", self.feature_weight),
+            ("train.loss.aux_weight", self.aux_weight),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(ConfigError::range(key, "must be zero or positive"));
+            }
+        }
+        if !(self.ssim_data_range.is_finite() && self.ssim_data_range > 0.0) {
+            return Err(ConfigError::range(
+                "train.loss.ssim_data_range",
+                "must be positive",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -318,111 +396,20 @@ impl ExperimentConfig {
         Ok(config)
     }
 
-    /// Checks value ranges; errors name the key.
+    /// Checks value ranges, each table its own ([`DataConfig::validate`],
+    /// [`ModelConfig::validate`], [`TrainConfig::validate`]), then what spans tables; errors
+    /// name the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, reason: &str| {
-            Err(ConfigError::Range {
-                key: key.to_string(),
-                reason: reason.to_string(),
-            })
-        };
-        if self.model.upscale == 0 {
-            return bad("model.upscale", "must be at least 1");
-        }
-        if self.model.base == 0 {
-            return bad("model.base", "must be at least 1");
-        }
-        if self.model.num_classes < 2 {
-            return bad(
-                "model.num_classes",
-                "must be at least 2 (background + one class)",
-            );
-        }
-        if self.model.in_channels != 3 {
-            return bad("model.in_channels", "only RGB input (3) is supported");
-        }
-        if self.data.lr_size.contains(&0) {
-            return bad("data.lr_size", "both sides must be positive");
-        }
-        if self.train.batch_size == 0 {
-            return bad("train.batch_size", "must be at least 1");
-        }
-        if self.train.devices.len() > self.train.batch_size {
-            return bad(
-                "train.devices",
-                "more devices than samples in a batch (train.batch_size)",
-            );
-        }
-        if self.train.epochs == 0 {
-            return bad("train.epochs", "must be at least 1");
-        }
-        if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
-            return bad("train.lr", "must be a positive number");
-        }
-        if !(0.0..1.0).contains(&self.train.momentum) {
-            return bad("train.momentum", "must be in [0, 1)");
-        }
-        if !(self.train.weight_decay.is_finite() && self.train.weight_decay >= 0.0) {
-            return bad("train.weight_decay", "must be zero or positive");
-        }
+        self.data.validate()?;
+        self.model.validate()?;
+        self.train.validate()?;
         if let Some(w) = &self.train.class_weights
             && w.len() != self.model.num_classes
         {
-            return bad("train.class_weights", "needs one weight per class");
-        }
-        let l = &self.train.loss;
-        for (key, v) in [
-            ("train.loss.alpha", l.alpha),
-            ("train.loss.beta", l.beta),
-            ("train.loss.sr_weight", l.sr_weight),
-            ("train.loss.feature_weight", l.feature_weight),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return bad(key, "must be zero or positive");
-            }
-        }
-        if !(l.ssim_data_range.is_finite() && l.ssim_data_range > 0.0) {
-            return bad("train.loss.ssim_data_range", "must be positive");
-        }
-        if self.model.sr_head_widths.contains(&0) {
-            return bad("model.sr_head_widths", "both widths must be positive");
-        }
-        let sf = &self.model.shared_feature;
-        if sf.groups < 2 {
-            return bad(
-                "model.shared_feature.groups",
-                "must be at least 2 (a 1×1 group and an image-pooling group)",
-            );
-        }
-        if sf.hidden == 0 || !sf.hidden.is_multiple_of(sf.groups) {
-            return bad(
-                "model.shared_feature.hidden",
-                "must be a positive multiple of model.shared_feature.groups",
-            );
-        }
-        if sf.reduction == 0 || sf.hidden < sf.reduction {
-            return bad(
-                "model.shared_feature.reduction",
-                "must be between 1 and model.shared_feature.hidden",
-            );
-        }
-        if sf.kind == crate::model::SharedFeatureKind::Cagl {
-            if sf.heads == 0 || !sf.hidden.is_multiple_of(sf.heads) {
-                return bad(
-                    "model.shared_feature.heads",
-                    "must be a positive divisor of model.shared_feature.hidden",
-                );
-            }
-            if sf.down_rate == 0 {
-                return bad("model.shared_feature.down_rate", "must be at least 1");
-            }
-        }
-        self.model.validate()?;
-        if self.data.workers == 0 {
-            return bad("data.workers", "must be at least 1");
-        }
-        if self.data.prefetch == 0 {
-            return bad("data.prefetch", "must be at least 1");
+            return Err(ConfigError::range(
+                "train.class_weights",
+                "needs one weight per class (model.num_classes)",
+            ));
         }
         Ok(())
     }

@@ -57,6 +57,16 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// A [`ConfigError::Range`] for `key`.
+    pub fn range(key: &str, reason: &str) -> Self {
+        ConfigError::Range {
+            key: key.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
 /// Errors reading or writing checkpoints.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {

@@ -191,7 +191,7 @@ fn a_non_finite_shard_names_its_term() {
     let err = forward_backward(&model, &batch, &[device.clone(), device], &objective).unwrap_err();
     match err {
         ds2f::train::parallel::StepError::NonFinite { term, value } => {
-            assert_eq!(term, "sr");
+            assert_eq!(term, ds2f::train::LossTerm::Sr);
             assert!(value.is_nan());
         }
         other => panic!("{other:?}"),
@@ -230,12 +230,16 @@ fn training_on_two_devices_runs_end_to_end() {
     assert_eq!(outcome.history[1].iteration, 4, "2 steps of 2 per epoch");
     for record in &outcome.history {
         assert!(record.train_loss.is_finite() && record.train_loss > 0.0);
-        // seg, sr, proxy_seg, proxy_sr; DS2F has no feature term.
-        assert!(
-            record.term_losses[..4].iter().all(|v| v.is_finite()),
-            "{record:?}"
-        );
-        assert!(record.term_losses[4].is_nan());
+        // seg, sr, proxy_seg, proxy_sr; DS2F on the U-Net has no feature or auxiliary term.
+        use ds2f::train::LossTerm;
+        for term in LossTerm::ALL {
+            let expected = !matches!(term, LossTerm::Feature | LossTerm::Aux);
+            assert_eq!(
+                record.term_loss(term).is_finite(),
+                expected,
+                "{term}: {record:?}"
+            );
+        }
     }
     let saved = ExperimentConfig::load(&run.join("config.toml"), &[]).unwrap();
     assert_eq!(saved.train.devices, vec!["cpu", "cpu"]);

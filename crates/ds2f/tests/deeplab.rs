@@ -38,16 +38,7 @@ use ds2f::model::complexity::{inference_macs, trainable_params};
 use ds2f::model::{Backbone, Framework, ModelConfig, OutputStride, SharedFeatureKind};
 use ds2f::train::Objective;
 
-const ALL: [Framework; 8] = [
-    Framework::Unet,
-    Framework::UnetInter,
-    Framework::UnetInterSr,
-    Framework::Ds2f,
-    Framework::Cogseg,
-    Framework::Dsrl,
-    Framework::Supervessel,
-    Framework::Ssmaf,
-];
+const ALL: [Framework; 8] = Framework::ALL;
 
 fn deeplab(backbone: Backbone, framework: Framework) -> ModelConfig {
     ModelConfig {

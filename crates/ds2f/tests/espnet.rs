@@ -10,7 +10,7 @@ use burn::prelude::*;
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Distribution, Int};
-use ds2f::config::{ExperimentConfig, LossConfig};
+use ds2f::config::ExperimentConfig;
 use ds2f::error::ConfigError;
 use ds2f::model::complexity::{inference_macs, trainable_params};
 use ds2f::model::espnet::eesp::branch_dilations;
@@ -499,19 +499,39 @@ fn ds2f_trains_and_every_parameter_gets_a_gradient() {
     let config = espnet(Framework::Ds2f, 0.5, c);
     let r = config.effective_upscale();
     let mut model = config.init_train(&device);
-    let objective = Objective::new(Framework::Ds2f, &LossConfig::default(), c, None);
+    // The training's objective, with ESPNetv2's auxiliary term (weight 1, as the reference).
+    let experiment = ExperimentConfig {
+        model: config.clone(),
+        ..ExperimentConfig::default()
+    };
+    let objective = Objective::from_config(&experiment);
     let x = Tensor::<4>::random([n, 3, h, w], Distribution::Uniform(-1.0, 1.0), &device);
     let hr = ds2f::model::unet::bilinear(x.clone(), [r * h, r * w], true);
     // Five classes in bands that follow the image's first channel: a learnable mapping.
     let mask: Tensor<3, Int> = ((hr.clone().narrow(1, 0, 1).squeeze_dim::<3>(1) + 1.0) * 2.499)
         .floor()
         .int();
-    let names: Vec<&str> = objective
-        .terms(model.forward_train(x.clone()), mask.clone(), hr.clone())
-        .iter()
-        .map(|t| t.name)
-        .collect();
-    assert_eq!(names, ["seg", "sr", "proxy_seg", "proxy_sr"]);
+    let out = model.forward_train(x.clone());
+    let aux = out.aux.clone().expect("ESPNetv2's auxiliary output");
+    assert_eq!(aux.dims(), [n, c, r * h, r * w]);
+    let terms = objective.terms(out, mask.clone(), hr.clone());
+    let names: Vec<&str> = terms.iter().map(|t| t.term.name()).collect();
+    assert_eq!(names, ["seg", "sr", "proxy_seg", "proxy_sr", "aux"]);
+    // The auxiliary term is the main loss (cross-entropy) on the auxiliary logits.
+    let aux_term: f32 = terms[4].value.clone().into_scalar();
+    let expected: f32 = ds2f::loss::CrossEntropy::default()
+        .forward(aux, mask.clone())
+        .into_scalar();
+    assert!(
+        (aux_term - expected).abs() < 1e-6,
+        "{aux_term} vs {expected}"
+    );
+    // Without the auxiliary weight, or on another backbone, there is no such term.
+    let mut off = experiment.clone();
+    off.train.loss.aux_weight = 0.0;
+    assert!(!Objective::from_config(&off).term_names().contains(&"aux"));
+    let unet = ExperimentConfig::default();
+    assert!(!Objective::from_config(&unet).term_names().contains(&"aux"));
 
     let mut optim = AdamConfig::new().init();
     let mut losses = Vec::new();

@@ -12,16 +12,7 @@ use ds2f::train::Objective;
 /// Learning rate of the one-term trainings.
 const LR: f64 = 0.002;
 
-const ALL: [Framework; 8] = [
-    Framework::Unet,
-    Framework::UnetInter,
-    Framework::UnetInterSr,
-    Framework::Ds2f,
-    Framework::Cogseg,
-    Framework::Dsrl,
-    Framework::Supervessel,
-    Framework::Ssmaf,
-];
+const ALL: [Framework; 8] = Framework::ALL;
 
 fn tiny(framework: Framework) -> ModelConfig {
     let mut config = ModelConfig {
@@ -196,7 +187,11 @@ fn each_loss_term_decreases_when_trained_alone() {
             let mut optim = SgdConfig::new().init();
             let value_of = |model: &ds2f::model::DualStream| {
                 let terms = objective.terms(model.forward_train(x.clone()), y.clone(), hr.clone());
-                terms.into_iter().find(|t| t.name == name).unwrap().value
+                terms
+                    .into_iter()
+                    .find(|t| t.term.name() == name)
+                    .unwrap()
+                    .value
             };
             let first: f32 = value_of(&model).into_scalar();
             for _ in 0..5 {
@@ -243,7 +238,7 @@ fn every_proxy_loss_choice_gives_finite_terms() {
         };
         let objective = Objective::new(Framework::Ds2f, &config, 2, None);
         let terms = objective.terms(out.clone(), y.clone(), hr.clone());
-        let names: Vec<&str> = terms.iter().map(|t| t.name).collect();
+        let names: Vec<&str> = terms.iter().map(|t| t.term.name()).collect();
         let mut expected = vec!["seg", "sr"];
         if proxy_seg != ProxySegKind::None {
             expected.push("proxy_seg");
@@ -254,7 +249,7 @@ fn every_proxy_loss_choice_gives_finite_terms() {
         assert_eq!(names, expected, "{config:?}");
         for t in terms {
             let v: f32 = t.value.into_scalar();
-            assert!(v.is_finite(), "{config:?}: {} = {v}", t.name);
+            assert!(v.is_finite(), "{config:?}: {} = {v}", t.term);
         }
     }
 }

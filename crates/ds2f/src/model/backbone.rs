@@ -36,7 +36,7 @@
 use burn::prelude::*;
 
 use super::deeplab::{DeepLabDecoder, DeepLabEncoder, DeepLabFeatures};
-use super::espnet::{EspnetLevels, EspnetV2Decoder, EspnetV2Encoder};
+use super::espnet::{self, EspnetLevels, EspnetV2Decoder, EspnetV2Encoder};
 use super::unet::{EncoderFeatures, UnetDecoder, UnetEncoder, bilinear};
 
 /// Declares an enum of modules, one tuple variant per backbone, and implements burn's
@@ -257,6 +257,31 @@ impl Decoder {
             (Decoder::DeepLab(d), Features::DeepLab(f)) => d.forward_levels(f).into(),
             (Decoder::Espnet(d), Features::Espnet(f)) => vec![d.forward_merged(f).merged_l1],
             _ => panic!("decoder and encoder features of different backbones"),
+        }
+    }
+
+    /// [`Decoder::forward_levels`] and, for ESPNetv2, the auxiliary logits of the reference's
+    /// training forward ([`espnet::aux_upsample`] of the level-3 logits, at `r·h × r·w`),
+    /// from one pass through the decoder.
+    ///
+    /// # Shapes
+    /// - levels: as [`Decoder::forward_levels`]
+    /// - auxiliary logits: `[n, out, r·h, r·w]` (ESPNetv2), `None` for the other backbones
+    ///
+    /// # Panics
+    /// As [`Decoder::forward`].
+    pub fn forward_train(
+        &self,
+        features: &Features,
+        upscale: usize,
+    ) -> (Vec<Tensor<4>>, Option<Tensor<4>>) {
+        match (self, features) {
+            (Decoder::Espnet(d), Features::Espnet(f)) => {
+                let merged = d.forward_merged(f);
+                let aux = espnet::aux_upsample(merged.proj_l3, f, upscale); // [n, out, rh, rw]
+                (vec![merged.merged_l1], Some(aux))
+            }
+            _ => (self.forward_levels(features), None),
         }
     }
 

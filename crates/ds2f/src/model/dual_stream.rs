@@ -54,6 +54,9 @@ pub struct TrainOutputs {
     /// (seg, SR) feature pairs pulled together by a feature loss: CogSeg's decoder levels
     /// (U-Net: four; DeepLabV3+: two), or DSRL's (FTM(seg logits), SR image).
     pub feature_pairs: Vec<(Tensor<4>, Tensor<4>)>,
+    /// ESPNetv2's auxiliary seg logits (level 3 up-sampled to HR), `[n, C, rh, rw]`; `None` on
+    /// the other backbones.
+    pub aux: Option<Tensor<4>>,
 }
 
 /// The training-time model (see the module doc).
@@ -95,7 +98,7 @@ impl DualStream {
     pub fn forward_train(&self, x: Tensor<4>) -> TrainOutputs {
         let features = self.encoder.forward(x);
         let lr = features.input_size();
-        let seg_levels = self.decoder.forward_levels(&features);
+        let (seg_levels, aux) = self.decoder.forward_train(&features, self.seg_head.upscale);
         let f_seg = seg_levels.last().expect("a decoder level").clone(); // [n, c, h', w']
         let seg = self.seg_head.forward_at(f_seg.clone(), lr); // [n, C, rh, rw]
         let Some(sr_branch) = &self.sr_branch else {
@@ -105,6 +108,7 @@ impl DualStream {
                 proxy_seg: None,
                 proxy_sr: None,
                 feature_pairs: Vec::new(),
+                aux,
             };
         };
         let sr_levels = sr_branch.forward_levels(&features);
@@ -116,6 +120,7 @@ impl DualStream {
             proxy_seg: None,
             proxy_sr: None,
             feature_pairs: Vec::new(),
+            aux,
         };
         match &self.shared_feature {
             Some(SharedFeature::Mscg(mscg)) => {

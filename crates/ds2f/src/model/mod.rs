@@ -28,7 +28,7 @@ pub use deeplab::OutputStride;
 pub use dual_stream::{DualStream, SharedFeature, TrainOutputs};
 pub use pretrained::{EncoderWeightsReport, load_encoder_weights};
 pub use seg_head::SegHead;
-pub use shared_feature::{SharedFeatureConfig, SharedFeatureKind};
+pub use shared_feature::{FimConfig, MafConfig, SharedFeatureConfig, SharedFeatureKind};
 pub use sr_branch::SrBranch;
 pub use sr_head::SrHead;
 pub use unet::{UnetDecoder, UnetEncoder};
@@ -58,6 +58,32 @@ pub enum Framework {
 }
 
 impl Framework {
+    /// Every framework, in the order of docs/frameworks.md.
+    pub const ALL: [Framework; 8] = [
+        Framework::Unet,
+        Framework::UnetInter,
+        Framework::UnetInterSr,
+        Framework::Ds2f,
+        Framework::Cogseg,
+        Framework::Dsrl,
+        Framework::Supervessel,
+        Framework::Ssmaf,
+    ];
+
+    /// The config name (`model.framework`), as serde writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Framework::Unet => "unet",
+            Framework::UnetInter => "unet_inter",
+            Framework::UnetInterSr => "unet_inter_sr",
+            Framework::Ds2f => "ds2f",
+            Framework::Cogseg => "cogseg",
+            Framework::Dsrl => "dsrl",
+            Framework::Supervessel => "supervessel",
+            Framework::Ssmaf => "ssmaf",
+        }
+    }
+
     /// Whether the framework trains an SR stream.
     pub fn has_sr_stream(self) -> bool {
         !matches!(self, Framework::Unet | Framework::UnetInter)
@@ -81,6 +107,12 @@ pub enum Backbone {
 }
 
 impl Backbone {
+    /// Whether the training forward has an auxiliary seg output (ESPNetv2's level-3 logits,
+    /// [`TrainOutputs::aux`]).
+    pub fn has_aux_output(self) -> bool {
+        self == Backbone::Espnetv2
+    }
+
     /// The ResNet depth of a DeepLabV3+ backbone.
     pub fn resnet_depth(self) -> Option<deeplab::ResNetDepth> {
         match self {
@@ -119,6 +151,10 @@ pub struct ModelConfig {
     pub sr_head_widths: [usize; 2],
     /// The MSCG (and its ablation switches), used by `ds2f`.
     pub shared_feature: SharedFeatureConfig,
+    /// SS-MAF's fusion module, used by `ssmaf`.
+    pub maf: MafConfig,
+    /// SuperVessel's feature interaction module, used by `supervessel`.
+    pub fim: FimConfig,
     /// ImageNet-pretrained weights for the DeepLabV3+ ResNet, supplied by the user (nothing is
     /// downloaded): a torchvision state dict saved by `torch.save` (`.pth`) or a
     /// `.safetensors` file, loaded when a training starts from scratch (on resume the
@@ -139,6 +175,8 @@ impl Default for ModelConfig {
             upscale: 2,
             sr_head_widths: [64, 32],
             shared_feature: SharedFeatureConfig::default(),
+            maf: MafConfig::default(),
+            fim: FimConfig::default(),
             encoder_weights: None,
         }
     }
@@ -153,14 +191,37 @@ impl ModelConfig {
         }
     }
 
-    /// Checks what only the model knows: the ESPNetv2 width (`model.espnet_scale`), that
-    /// `model.encoder_weights` has an encoder to load into, and that the framework can run on
-    /// the backbone (CogSeg pulls the two decoders together stage by
-    /// stage, and ESPNetv2's stages differ in width between its seg and SR copies).
+    /// Checks the `[model]` table: sizes and widths, its `shared_feature`, `maf` and `fim`
+    /// tables, the ESPNetv2 width (`model.espnet_scale`), that `model.encoder_weights` has an
+    /// encoder to load into, and that the framework can run on the backbone (CogSeg pulls the
+    /// two decoders together stage by stage, and ESPNetv2's stages differ in width between its
+    /// seg and SR copies).
     ///
     /// # Errors
     /// [`crate::error::ConfigError::Range`] naming the key.
     pub fn validate(&self) -> Result<(), crate::error::ConfigError> {
+        let bad = |key: &str, reason: &str| Err(ConfigError::range(key, reason));
+        if self.upscale == 0 {
+            return bad("model.upscale", "must be at least 1");
+        }
+        if self.base == 0 {
+            return bad("model.base", "must be at least 1");
+        }
+        if self.num_classes < 2 {
+            return bad(
+                "model.num_classes",
+                "must be at least 2 (background + one class)",
+            );
+        }
+        if self.in_channels != 3 {
+            return bad("model.in_channels", "only RGB input (3) is supported");
+        }
+        if self.sr_head_widths.contains(&0) {
+            return bad("model.sr_head_widths", "both widths must be positive");
+        }
+        self.shared_feature.validate()?;
+        self.maf.validate()?;
+        self.fim.validate()?;
         if self.backbone == Backbone::Espnetv2 {
             espnet::level_widths(self.espnet_scale).map_err(|e| match e {
                 crate::error::ConfigError::Range { key, reason } => {
@@ -338,13 +399,10 @@ impl ModelConfig {
                     device,
                 )),
             }),
-            Framework::Ssmaf => Some(SharedFeature::Maf(shared_feature::Maf::new(
-                f_sr, f, 32, 4, device,
-            ))),
-            Framework::Supervessel => Some(SharedFeature::Fim(shared_feature::Fim::new(
+            Framework::Ssmaf => Some(SharedFeature::Maf(self.maf.init(f_sr, f, device))),
+            Framework::Supervessel => Some(SharedFeature::Fim(self.fim.init(
                 image_channels,
                 self.num_classes,
-                8,
                 device,
             ))),
             Framework::Dsrl => Some(SharedFeature::Ftm(

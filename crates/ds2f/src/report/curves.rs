@@ -9,7 +9,8 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-use crate::train::run::{EpochRecord, RunFolder, TERM_NAMES};
+use crate::train::LossTerm;
+use crate::train::run::{EpochRecord, RunFolder};
 
 static FONT: Once = Once::new();
 
@@ -155,13 +156,14 @@ pub fn render_progress(
                 .filter_map(|r| finite(r.train_loss).map(|v| (r.epoch, v)))
                 .collect(),
         )];
-        for (k, name) in TERM_NAMES.iter().enumerate() {
+        for term in LossTerm::ALL {
             let points: Vec<(usize, f64)> = records
                 .iter()
-                .filter_map(|r| finite(r.term_losses[k]).map(|v| (r.epoch, v)))
+                .filter_map(|r| finite(r.term_loss(term)).map(|v| (r.epoch, v)))
                 .collect();
             if !points.is_empty() {
-                series.push((name.to_string(), OKABE_ITO[k % OKABE_ITO.len()], points));
+                let colour = OKABE_ITO[term.index() % OKABE_ITO.len()];
+                series.push((term.name().to_string(), colour, points));
             }
         }
         let top = max_of(&|r| r.train_loss).max(max_of(&|r| {
@@ -346,7 +348,7 @@ mod tests {
             val_bm: f64::NAN,
             seconds: 30.0 + e,
             best,
-            term_losses: [1.0 / e, 0.5 / e, 0.3 / e, 0.2 / e, f64::NAN],
+            term_losses: [1.0 / e, 0.5 / e, 0.3 / e, 0.2 / e, f64::NAN, f64::NAN],
         }
     }
 

@@ -51,17 +51,6 @@ impl Palette {
         }
     }
 
-    /// The palette named `paper` or `okabe-ito`.
-    pub fn parse(name: &str) -> Result<Self, String> {
-        match name {
-            "paper" => Ok(Palette::Paper),
-            "okabe-ito" => Ok(Palette::OkabeIto),
-            other => Err(format!(
-                "unknown palette `{other}` (expected paper or okabe-ito)"
-            )),
-        }
-    }
-
     /// The words of a legend: `(colour, what it means)`.
     pub fn legend(self) -> [(Rgb<u8>, &'static str); 3] {
         let [t, p, b] = self.colours();
@@ -299,8 +288,6 @@ mod tests {
         assert_eq!(o.get_pixel(0, 0), &Rgb([255, 255, 255]));
         assert_eq!(o.get_pixel(1, 0), &Rgb([230, 159, 0]));
         assert_eq!(o.get_pixel(2, 0), &Rgb([86, 180, 233]));
-        assert_eq!(Palette::parse("okabe-ito"), Ok(Palette::OkabeIto));
-        assert!(Palette::parse("rainbow").unwrap_err().contains("rainbow"));
         // 6×4 image, errors at (4,2), (5,2), (5,3) and a lone one at (0,0): the 2×2 window
         // with three errors starts at (4, 2).
         let mut errors = vec![false; 24];

@@ -1,33 +1,33 @@
 //! Training: SGD with Nesterov momentum and the poly schedule, the framework's objective
 //! (cross-entropy on the HR logits, plus the SR stream's and proxy losses), validation on images
 //! carved out of the training set, best (inference graph only) and last (everything, with the
-//! optimiser) checkpoints, resume.
+//! optimiser) checkpoints, resume. [`Trainer`] runs it as named stages; [`train`] is the whole
+//! loop in one call.
 pub mod objective;
 pub mod parallel;
 pub mod run;
 pub mod schedule;
+pub mod term;
+pub mod trainer;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
-use std::sync::Arc;
 
-use ds2f_data::loader::{Batch, EpochLoader, LoaderConfig};
+use ds2f_data::loader::Batch;
 use ds2f_metrics::{ConfusionMatrix, Scores};
 
-use crate::checkpoint::{Checkpoint, TrainState};
 use crate::config::ExperimentConfig;
 use crate::dataset::{ItemSource, Splits, batch_tensors};
 use crate::error::TrainError;
-use crate::model::{DualStream, Segmenter};
+use crate::model::Segmenter;
 pub use objective::{Objective, Term};
-use parallel::StepError;
-pub use run::{EpochRecord, RunFolder, TERM_NAMES};
-use schedule::PolyLr;
+pub use run::{EpochRecord, RunFolder};
+pub use term::LossTerm;
+pub use trainer::{EpochLosses, Trainer, Validation};
 
 /// Receives progress from the trainer (the CLI draws a progress bar from it).
 pub trait TrainObserver {
@@ -155,7 +155,8 @@ use rand_chacha::rand_core::SeedableRng;
 
 /// Trains `config` into `run_dir` on `devices` (devices without autodiff; autodiff is added
 /// here): one device, or several for data-parallel steps (see [`parallel`]), the model living
-/// on the first. With `resume`, continues from `run_dir/checkpoints/last.ckpt`.
+/// on the first. With `resume`, continues from `run_dir/checkpoints/last.ckpt`. The stages are
+/// [`Trainer`]'s.
 ///
 /// # Panics
 /// If `devices` is empty.
@@ -167,179 +168,5 @@ pub fn train(
     resume: bool,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome, TrainError> {
-    // Check every image, mask and FOV up front, so bad data fails before any work, with all
-    // problems listed at once.
-    let all: Vec<_> = [&splits.train, &splits.val, &splits.test]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
-    let problems =
-        ds2f_data::layout::check_items(&all, crate::dataset::mask_kind(config.model.num_classes));
-    if !problems.is_empty() {
-        return Err(TrainError::DataCheck(problems));
-    }
-    let run = RunFolder::new(run_dir);
-    let device = devices.first().expect("at least one training device");
-    let ad_devices: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
-    let ad_device = ad_devices[0].clone();
-    let mut history: Vec<EpochRecord>;
-    let mut state: TrainState;
-    let mut model: DualStream;
-    let mut optim = optimizer(config);
-    if resume {
-        // Temporary files of a write the crash interrupted (the real files are intact).
-        for dir in [run_dir.to_path_buf(), run_dir.join("checkpoints")] {
-            if dir.is_dir() {
-                ds2f_data::io::remove_stale_temps(&dir)?;
-            }
-        }
-        let path = run.last_checkpoint();
-        let ckpt = Checkpoint::load(&path)?;
-        ad_device.seed(config.train.seed);
-        model = ckpt.apply_model(config.model.init_train(&ad_device), &path)?;
-        optim = ckpt.apply_optimizer(optim, &path)?;
-        state = ckpt.state;
-        history = run.read_metrics()?;
-        history.retain(|r| r.epoch <= state.epoch);
-    } else {
-        ad_device.seed(config.train.seed);
-        model = config.model.init_train(&ad_device);
-        // Before the run folder exists, so that a bad weights file leaves nothing to clear up.
-        if let Some(path) = &config.model.encoder_weights {
-            let report = crate::model::load_encoder_weights(&mut model.encoder, path)?;
-            eprintln!("{report}");
-        }
-        run.create(config)?;
-        state = TrainState::default();
-        history = Vec::new();
-    }
-
-    let train_source = Arc::new(ItemSource::new(
-        splits.train.clone(),
-        config,
-        config.data.augment,
-    ));
-    let val_source = ItemSource::new(splits.val.clone(), config, false);
-    let batch = config.train.batch_size;
-    let steps_per_epoch = train_source.len() / batch; // drop_last, as the reference
-    if steps_per_epoch == 0 {
-        return Err(TrainError::TooFewImages {
-            images: train_source.len(),
-            batch,
-        });
-    }
-    let schedule = if config.train.schedule_on_all_images {
-        // The reference's k-fold schedule: T from every image of the dataset (SPEC §3).
-        let all = splits.train.len()
-            + splits.test.len()
-            + if config.data.select_on_test {
-                0
-            } else {
-                splits.val.len()
-            };
-        PolyLr {
-            init: config.train.lr,
-            total: all.div_ceil(batch) * config.train.epochs,
-            power: config.train.poly_power,
-        }
-    } else {
-        PolyLr::ending_at_zero(
-            config.train.lr,
-            steps_per_epoch * config.train.epochs,
-            config.train.poly_power,
-        )
-    };
-    let objective = Objective::new(
-        config.model.framework,
-        &config.train.loss,
-        config.model.num_classes,
-        config.train.class_weights.clone(),
-    );
-    let loader_config = LoaderConfig {
-        batch_size: batch,
-        seed: config.train.seed,
-        shuffle: true,
-        drop_last: true,
-        workers: config.data.workers,
-        prefetch: config.data.prefetch,
-    };
-
-    for epoch in state.epoch + 1..=config.train.epochs {
-        let started = Instant::now();
-        observer.epoch_start(epoch, config.train.epochs, steps_per_epoch);
-        let loader = EpochLoader::new(train_source.clone(), loader_config, epoch as u64)?;
-        let mut loss_sum = 0.0;
-        let mut term_sums = [0.0f64; TERM_NAMES.len()];
-        let mut term_seen = [false; TERM_NAMES.len()];
-        let mut lr = schedule.lr_at(state.iteration);
-        for batch in loader {
-            let batch = batch?;
-            let step = parallel::forward_backward(&model, &batch, &ad_devices, &objective)
-                .map_err(|e| match e {
-                    StepError::NonFinite { term, value } => TrainError::NonFinite {
-                        epoch,
-                        iteration: state.iteration,
-                        term: term.into(),
-                        value,
-                        last_good: Some(run.last_checkpoint()).filter(|p| p.is_file()),
-                    },
-                    StepError::Worker { device, message } => TrainError::Worker { device, message },
-                })?;
-            let mut value = 0.0;
-            for (name, v) in step.terms {
-                value += v;
-                if let Some(k) = TERM_NAMES.iter().position(|&n| n == name) {
-                    term_sums[k] += v;
-                    term_seen[k] = true;
-                }
-            }
-            lr = schedule.lr_at(state.iteration);
-            model = optim.step(lr, model, step.grads);
-            state.iteration += 1;
-            loss_sum += value;
-            observer.step(state.iteration, value, lr);
-        }
-        let valid_model = model.valid().into_segmenter();
-        let cm = validate(&valid_model, &val_source, config.model.num_classes, device)?;
-        let [iou, dice, mcc, bm] = selection_scores(&cm);
-        state.epoch = epoch;
-        // `>=`: a tie goes to the later epoch, so a run whose validation score sits at 0 (a
-        // collapsed start) does not keep its first, least-trained checkpoint.
-        let improved = iou.is_finite() && state.best_score.is_none_or(|b| iou >= b);
-        if improved {
-            state.best_score = Some(iou);
-            state.best_epoch = Some(epoch);
-            Checkpoint::save(&run.best_checkpoint(), &state, &valid_model, None)?;
-        }
-        Checkpoint::save(&run.last_checkpoint(), &state, &model, Some(&optim))?;
-        let record = EpochRecord {
-            epoch,
-            iteration: state.iteration,
-            lr,
-            train_loss: loss_sum / steps_per_epoch as f64,
-            val_iou: iou,
-            val_dice: dice,
-            val_mcc: mcc,
-            val_bm: bm,
-            seconds: started.elapsed().as_secs_f64(),
-            best: improved,
-            term_losses: std::array::from_fn(|k| {
-                if term_seen[k] {
-                    term_sums[k] / steps_per_epoch as f64
-                } else {
-                    f64::NAN
-                }
-            }),
-        };
-        history.push(record.clone());
-        run.write_metrics(&history)?;
-        run.write_curves(&history)?;
-        observer.epoch_end(&record);
-    }
-    Ok(TrainOutcome {
-        run_dir: run_dir.to_path_buf(),
-        best: state.best_score.zip(state.best_epoch),
-        history,
-    })
+    Trainer::start(config, splits, run_dir, devices, resume)?.fit(observer)
 }

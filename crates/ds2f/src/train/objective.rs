@@ -1,9 +1,13 @@
 //! The training objective of each framework (eq. 7 of the paper, as the reference weights it):
-//! seg loss + w_sr·MSE(SR, HR image) + α·proxy_seg + β·proxy_sr + w_f·feature loss. Each term
-//! is kept apart so that a NaN names its term and the terms can be logged.
+//! seg loss + w_sr·MSE(SR, HR image) + α·proxy_seg + β·proxy_sr + w_f·feature loss, plus
+//! w_aux·seg loss on ESPNetv2's auxiliary output. Each term is kept apart ([`LossTerm`]) so
+//! that a NaN names its term and the terms can be logged.
 use burn::prelude::*;
 
-use crate::config::{GdiceKind, LossConfig, ProxySegKind, ProxySrKind, SegLossKind};
+use super::LossTerm;
+use crate::config::{
+    ExperimentConfig, GdiceKind, LossConfig, ProxySegKind, ProxySrKind, SegLossKind,
+};
 use crate::loss::{
     ClassBalancedCe, CrossEntropy, DiceLoss, DiceVariant, FaLoss, FocalLoss, Mse, RmiLoss, SsimLoss,
 };
@@ -20,6 +24,17 @@ enum SegLoss {
 }
 
 impl SegLoss {
+    /// The main seg loss of `train.loss.seg` (`class_weights` apply to cross-entropy).
+    fn main(kind: SegLossKind, class_weights: Option<Vec<f32>>) -> Self {
+        match kind {
+            SegLossKind::Ce => SegLoss::Ce(CrossEntropy {
+                weights: class_weights,
+            }),
+            SegLossKind::Cbce => SegLoss::Cbce(ClassBalancedCe::default()),
+            SegLossKind::Focal => SegLoss::Focal(FocalLoss::default()),
+        }
+    }
+
     fn forward(&self, logits: Tensor<4>, target: Tensor<3, Int>) -> Tensor<1> {
         match self {
             SegLoss::Ce(l) => l.forward(logits, target),
@@ -54,11 +69,11 @@ enum FeatureLoss {
     Fa(FaLoss),
 }
 
-/// One named, weighted loss term of a step.
+/// One weighted loss term of a step.
 #[derive(Debug, Clone)]
 pub struct Term {
-    /// Name used in logs and errors (`seg`, `sr`, `proxy_seg`, `proxy_sr`, `feature`).
-    pub name: &'static str,
+    /// Which term.
+    pub term: LossTerm,
     /// The weighted value (a scalar tensor on the training device).
     pub value: Tensor<1>,
 }
@@ -71,6 +86,7 @@ pub struct Objective {
     proxy_seg: Option<(f64, SegLoss)>,
     proxy_sr: Option<(f64, ImageLoss)>,
     feature: Option<(f64, FeatureLoss)>,
+    aux: Option<(f64, SegLoss)>,
 }
 
 impl Objective {
@@ -82,13 +98,7 @@ impl Objective {
         num_classes: usize,
         class_weights: Option<Vec<f32>>,
     ) -> Self {
-        let seg = match config.seg {
-            SegLossKind::Ce => SegLoss::Ce(CrossEntropy {
-                weights: class_weights,
-            }),
-            SegLossKind::Cbce => SegLoss::Cbce(ClassBalancedCe::default()),
-            SegLossKind::Focal => SegLoss::Focal(FocalLoss::default()),
-        };
+        let seg = SegLoss::main(config.seg, class_weights);
         let sr = framework.has_sr_stream().then_some((config.sr_weight, Mse));
         let proxy_seg_kind = match (framework, config.proxy_seg) {
             (Framework::Ds2f | Framework::Ssmaf, ProxySegKind::Auto) => ProxySegKind::Rmi,
@@ -138,28 +148,59 @@ impl Objective {
             proxy_seg,
             proxy_sr,
             feature,
+            aux: None,
         }
     }
 
-    /// The names of the terms this objective computes, in order.
+    /// The objective a training of `config` uses: [`Objective::new`] with the config's
+    /// framework, losses and class weights, plus the auxiliary term on an ESPNetv2 backbone
+    /// (`train.loss.aux_weight`, 0 turns it off).
+    pub fn from_config(config: &ExperimentConfig) -> Self {
+        let objective = Self::new(
+            config.model.framework,
+            &config.train.loss,
+            config.model.num_classes,
+            config.train.class_weights.clone(),
+        );
+        let aux_weight = config.train.loss.aux_weight;
+        if config.model.backbone.has_aux_output() && aux_weight > 0.0 {
+            objective.with_aux(aux_weight)
+        } else {
+            objective
+        }
+    }
+
+    /// Adds the auxiliary term: the main seg loss (same kind and class weights) on
+    /// [`TrainOutputs::aux`], times `weight` (the reference ESPNetv2 training adds it with
+    /// weight 1).
+    pub fn with_aux(mut self, weight: f64) -> Self {
+        self.aux = Some((weight, self.seg.clone()));
+        self
+    }
+
+    /// The terms this objective computes, in the order [`Objective::terms`] returns them.
+    pub fn loss_terms(&self) -> Vec<LossTerm> {
+        let present = [
+            true,
+            self.sr.is_some(),
+            self.proxy_seg.is_some(),
+            self.proxy_sr.is_some(),
+            self.feature.is_some(),
+            self.aux.is_some(),
+        ];
+        LossTerm::ALL
+            .into_iter()
+            .zip(present)
+            .filter_map(|(t, p)| p.then_some(t))
+            .collect()
+    }
+
+    /// The names of [`Objective::loss_terms`].
     pub fn term_names(&self) -> Vec<&'static str> {
-        let mut names = vec!["seg"];
-        if self.sr.is_some() {
-            names.push("sr");
-        }
-        if self.proxy_seg.is_some() {
-            names.push("proxy_seg");
-        }
-        if self.proxy_sr.is_some() {
-            names.push("proxy_sr");
-        }
-        if self.feature.is_some() {
-            names.push("feature");
-        }
-        names
+        self.loss_terms().into_iter().map(LossTerm::name).collect()
     }
 
-    /// The weighted terms of one step.
+    /// The weighted terms of one step, in the order of [`Objective::loss_terms`].
     ///
     /// # Shapes
     /// - `mask`: `[n, H, W]` HR classes; `hr`: `[n, 3, H, W]` HR image in [−1, 1]
@@ -170,27 +211,27 @@ impl Objective {
     pub fn terms(&self, out: TrainOutputs, mask: Tensor<3, Int>, hr: Tensor<4>) -> Vec<Term> {
         let weighted = |w: f64, t: Tensor<1>| if w == 1.0 { t } else { t.mul_scalar(w) };
         let mut terms = vec![Term {
-            name: "seg",
+            term: LossTerm::Seg,
             value: self.seg.forward(out.seg, mask.clone()),
         }];
         if let Some((w, mse)) = &self.sr {
             let sr = out.sr.clone().expect("the SR stream's output");
             terms.push(Term {
-                name: "sr",
+                term: LossTerm::Sr,
                 value: weighted(*w, mse.forward(sr, hr.clone())),
             });
         }
         if let Some((w, loss)) = &self.proxy_seg {
             let p = out.proxy_seg.clone().expect("the seg proxy output");
             terms.push(Term {
-                name: "proxy_seg",
-                value: weighted(*w, loss.forward(p, mask)),
+                term: LossTerm::ProxySeg,
+                value: weighted(*w, loss.forward(p, mask.clone())),
             });
         }
         if let Some((w, loss)) = &self.proxy_sr {
             let p = out.proxy_sr.clone().expect("the SR proxy output");
             terms.push(Term {
-                name: "proxy_sr",
+                term: LossTerm::ProxySr,
                 value: weighted(*w, loss.forward(p, hr)),
             });
         }
@@ -216,8 +257,15 @@ impl Objective {
                 .reduce(|x, y| x.add(y))
                 .expect("at least one pair");
             terms.push(Term {
-                name: "feature",
+                term: LossTerm::Feature,
                 value: weighted(*w, value),
+            });
+        }
+        if let Some((w, loss)) = &self.aux {
+            let aux = out.aux.clone().expect("the auxiliary output");
+            terms.push(Term {
+                term: LossTerm::Aux,
+                value: weighted(*w, loss.forward(aux, mask)),
             });
         }
         terms

@@ -19,14 +19,14 @@ use ds2f_data::loader::Batch;
 
 use crate::dataset::{batch_tensors, hr_tensor};
 use crate::model::DualStream;
-use crate::train::Objective;
+use crate::train::{LossTerm, Objective};
 
 /// What one step's forward and backward produced.
 #[derive(Debug)]
 pub struct StepGrads {
     /// Each loss term's value for the whole batch (shards weighted by their size), in the
     /// objective's order.
-    pub terms: Vec<(&'static str, f64)>,
+    pub terms: Vec<(LossTerm, f64)>,
     /// The batch's gradients, on the first device.
     pub grads: GradientsParams,
 }
@@ -37,8 +37,8 @@ pub enum StepError {
     /// A loss term is NaN or infinite (on the first device whose shard shows it).
     #[error("the {term} loss is {value}")]
     NonFinite {
-        /// The term's name.
-        term: &'static str,
+        /// The term.
+        term: LossTerm,
         /// Its value on that shard.
         value: f64,
     },
@@ -107,7 +107,7 @@ pub fn forward_backward(
         results
     });
     let mut accumulator = GradientsAccumulator::<DualStream>::new();
-    let mut terms: Vec<(&'static str, f64)> = Vec::new();
+    let mut terms: Vec<(LossTerm, f64)> = Vec::new();
     for result in results {
         let step = result?;
         for (name, value) in step.terms {
@@ -140,11 +140,11 @@ fn shard_step(
         let value = term.value.clone().into_scalar::<f32>() as f64;
         if !value.is_finite() {
             return Err(StepError::NonFinite {
-                term: term.name,
+                term: term.term,
                 value,
             });
         }
-        terms.push((term.name, value * weight.unwrap_or(1.0)));
+        terms.push((term.term, value * weight.unwrap_or(1.0)));
     }
     let mut loss = outputs
         .into_iter()

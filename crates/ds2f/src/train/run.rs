@@ -2,6 +2,7 @@
 //! `checkpoints/{best,last}.ckpt`. Every file is written atomically.
 use std::path::{Path, PathBuf};
 
+use super::LossTerm;
 use crate::config::ExperimentConfig;
 use crate::error::TrainError;
 use crate::report::curves::{self, CurvePoint};
@@ -29,16 +30,43 @@ pub struct EpochRecord {
     pub seconds: f64,
     /// Whether this epoch gave a new best checkpoint.
     pub best: bool,
-    /// Mean weighted value of each loss term, in the order of [`TERM_NAMES`]; NaN for a term
-    /// the framework does not have.
-    pub term_losses: [f64; 5],
+    /// Mean weighted value of each loss term, indexed by [`LossTerm::index`]; NaN for a term
+    /// the objective does not have.
+    pub term_losses: [f64; LossTerm::COUNT],
 }
 
-/// The loss terms logged in `metrics.csv` (columns `loss_<name>`).
-pub const TERM_NAMES: [&str; 5] = ["seg", "sr", "proxy_seg", "proxy_sr", "feature"];
+impl EpochRecord {
+    /// The mean weighted value of `term` (NaN when the objective does not have it).
+    pub fn term_loss(&self, term: LossTerm) -> f64 {
+        self.term_losses[term.index()]
+    }
+}
 
-const HEADER: &str = "epoch,iteration,lr,train_loss,val_iou,val_dice,val_mcc,val_bm,seconds,best,\
-                      loss_seg,loss_sr,loss_proxy_seg,loss_proxy_sr,loss_feature";
+/// The columns of `metrics.csv` before the per-term ones (`loss_<name>` for each of
+/// [`LossTerm::ALL`]).
+const FIXED_COLUMNS: [&str; 10] = [
+    "epoch",
+    "iteration",
+    "lr",
+    "train_loss",
+    "val_iou",
+    "val_dice",
+    "val_mcc",
+    "val_bm",
+    "seconds",
+    "best",
+];
+
+/// The header line of `metrics.csv`.
+fn header() -> String {
+    let terms = LossTerm::ALL.iter().map(|t| format!("loss_{}", t.name()));
+    FIXED_COLUMNS
+        .iter()
+        .map(|c| c.to_string())
+        .chain(terms)
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// Paths and files of one run.
 #[derive(Debug, Clone)]
@@ -97,11 +125,11 @@ impl RunFolder {
 
     /// Writes `metrics.csv` from the whole history.
     pub fn write_metrics(&self, history: &[EpochRecord]) -> Result<(), TrainError> {
-        let mut text = String::from(HEADER);
+        let mut text = header();
         text.push('\n');
         for r in history {
             text.push_str(&format!(
-                "{},{},{:.6e},{:.6},{:.6},{:.6},{:.6},{:.6},{:.2},{},{:.6},{:.6},{:.6},{:.6},{:.6}\n",
+                "{},{},{:.6e},{:.6},{:.6},{:.6},{:.6},{:.6},{:.2},{}",
                 r.epoch,
                 r.iteration,
                 r.lr,
@@ -112,12 +140,11 @@ impl RunFolder {
                 r.val_bm,
                 r.seconds,
                 u8::from(r.best),
-                r.term_losses[0],
-                r.term_losses[1],
-                r.term_losses[2],
-                r.term_losses[3],
-                r.term_losses[4],
             ));
+            for v in r.term_losses {
+                text.push_str(&format!(",{v:.6}"));
+            }
+            text.push('\n');
         }
         write(&self.metrics_path(), text.as_bytes())
     }
@@ -134,16 +161,47 @@ impl RunFolder {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(bad(e.to_string())),
         };
+        // Columns by name: files of older versions have fewer loss terms (or none); a term
+        // without a column reads as NaN.
+        let mut lines = text.lines().enumerate();
+        let columns: Vec<&str> = match lines.next() {
+            Some((_, h)) => h.split(',').collect(),
+            None => return Ok(Vec::new()),
+        };
+        if columns.len() < FIXED_COLUMNS.len() || columns[..FIXED_COLUMNS.len()] != FIXED_COLUMNS {
+            return Err(bad(format!(
+                "line 1: expected a header starting `{}`",
+                FIXED_COLUMNS.join(",")
+            )));
+        }
+        let term_column: Vec<Option<usize>> = LossTerm::ALL
+            .iter()
+            .map(|t| {
+                let name = format!("loss_{}", t.name());
+                columns.iter().position(|c| *c == name)
+            })
+            .collect();
         let mut out = Vec::new();
-        for (n, line) in text.lines().enumerate().skip(1) {
+        for (n, line) in lines {
             let f: Vec<&str> = line.split(',').collect();
-            if f.len() != 10 && f.len() != 15 {
-                return Err(bad(format!("line {}: expected 15 fields", n + 1)));
+            if f.len() != columns.len() {
+                return Err(bad(format!(
+                    "line {}: expected {} fields, found {}",
+                    n + 1,
+                    columns.len(),
+                    f.len()
+                )));
             }
             let num = |i: usize| -> Result<f64, TrainError> {
                 f[i].parse::<f64>()
                     .map_err(|_| bad(format!("line {}: bad number `{}`", n + 1, f[i])))
             };
+            let mut term_losses = [f64::NAN; LossTerm::COUNT];
+            for (slot, column) in term_losses.iter_mut().zip(&term_column) {
+                if let Some(i) = column {
+                    *slot = num(*i)?;
+                }
+            }
             out.push(EpochRecord {
                 epoch: num(0)? as usize,
                 iteration: num(1)? as usize,
@@ -155,11 +213,7 @@ impl RunFolder {
                 val_bm: num(7)?,
                 seconds: num(8)?,
                 best: f[9] == "1",
-                term_losses: if f.len() == 15 {
-                    [num(10)?, num(11)?, num(12)?, num(13)?, num(14)?]
-                } else {
-                    [f64::NAN; 5]
-                },
+                term_losses,
             });
         }
         Ok(out)

@@ -12,6 +12,39 @@
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// Hyper-parameters of FIM (the `[model.fim]` table, used by `supervessel`); the default is
+/// the reference's `FIM(3, C, hidden_state=8)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FimConfig {
+    /// Channels per dilation group (reference: 8); the fused width is three times this.
+    pub hidden: usize,
+}
+
+impl Default for FimConfig {
+    fn default() -> Self {
+        Self { hidden: 8 }
+    }
+}
+
+impl FimConfig {
+    /// Checks the table; errors name the key (`model.fim.*`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.hidden == 0 {
+            return Err(ConfigError::range("model.fim.hidden", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Builds a FIM for an SR image of `sr_channels` and `seg_channels` logits on `device`.
+    pub fn init(&self, sr_channels: usize, seg_channels: usize, device: &Device) -> Fim {
+        Fim::new(sr_channels, seg_channels, self.hidden, device)
+    }
+}
 
 use super::conv;
 

@@ -13,8 +13,58 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
+use serde::{Deserialize, Serialize};
 
 use super::conv;
+use crate::error::ConfigError;
+
+/// Hyper-parameters of MAF (the `[model.maf]` table, used by `ssmaf`); the defaults are the
+/// reference's `MAF(64, 64, hidden_dim=32, groups=4)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MafConfig {
+    /// Width of the fused features (reference: 32).
+    pub hidden: usize,
+    /// Number of SSC groups (reference: 4); `hidden` must be a multiple of it, at least 2
+    /// (group 1 is the 1×1 conv).
+    pub groups: usize,
+}
+
+impl Default for MafConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 32,
+            groups: 4,
+        }
+    }
+}
+
+impl MafConfig {
+    /// Checks the table; errors name the key (`model.maf.*`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.groups < 2 {
+            return Err(ConfigError::range(
+                "model.maf.groups",
+                "must be at least 2 (a 1×1 group and a dilated one)",
+            ));
+        }
+        if self.hidden == 0 || !self.hidden.is_multiple_of(self.groups) {
+            return Err(ConfigError::range(
+                "model.maf.hidden",
+                "must be a positive multiple of model.maf.groups",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds a MAF for streams of `sr_channels` and `seg_channels` on `device`.
+    ///
+    /// # Panics
+    /// On a config [`MafConfig::validate`] refuses.
+    pub fn init(&self, sr_channels: usize, seg_channels: usize, device: &Device) -> Maf {
+        Maf::new(sr_channels, seg_channels, self.hidden, self.groups, device)
+    }
+}
 
 /// SSC: k groups; group 1 is a 1×1 conv with bias, group i = 2..k a **full** 3×3 conv without
 /// bias at dilation = padding = i − 1; concatenation → BN → `+ x` → ReLU.

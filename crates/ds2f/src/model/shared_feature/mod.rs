@@ -21,13 +21,14 @@ pub mod ms_conv;
 pub mod mscg;
 pub mod self_attention;
 
+use crate::error::ConfigError;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use aspp::Aspp;
 pub use cagl::{Cagl, DownAttention};
-pub use fim::Fim;
-pub use maf::Maf;
+pub use fim::{Fim, FimConfig};
+pub use maf::{Maf, MafConfig};
 pub use mrcab::{Attention, Mrcab, Rcab};
 pub use ms_conv::MsConv;
 pub use mscg::{Context, Mscg, MscgGate};
@@ -171,6 +172,41 @@ impl Default for SharedFeatureConfig {
 }
 
 impl SharedFeatureConfig {
+    /// Checks the `[model.shared_feature]` table; errors name the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| Err(ConfigError::range(key, reason));
+        if self.groups < 2 {
+            return bad(
+                "model.shared_feature.groups",
+                "must be at least 2 (a 1×1 group and an image-pooling group)",
+            );
+        }
+        if self.hidden == 0 || !self.hidden.is_multiple_of(self.groups) {
+            return bad(
+                "model.shared_feature.hidden",
+                "must be a positive multiple of model.shared_feature.groups",
+            );
+        }
+        if self.reduction == 0 || self.hidden < self.reduction {
+            return bad(
+                "model.shared_feature.reduction",
+                "must be between 1 and model.shared_feature.hidden",
+            );
+        }
+        if self.kind == SharedFeatureKind::Cagl {
+            if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
+                return bad(
+                    "model.shared_feature.heads",
+                    "must be a positive divisor of model.shared_feature.hidden",
+                );
+            }
+            if self.down_rate == 0 {
+                return bad("model.shared_feature.down_rate", "must be at least 1");
+            }
+        }
+        Ok(())
+    }
+
     /// Builds the MSCG for streams of `sr_channels` and `seg_channels` on `device`.
     ///
     /// # Panics
