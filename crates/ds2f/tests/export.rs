@@ -183,8 +183,10 @@ fn golden_tensors() -> BTreeMap<String, StateTensor> {
 }
 
 fn info() -> ExportInfo {
-    let mut config = ExperimentConfig::default();
-    config.model = model_config();
+    let config = ExperimentConfig {
+        model: model_config(),
+        ..ExperimentConfig::default()
+    };
     ExportInfo {
         config,
         checkpoint: "best".into(),
