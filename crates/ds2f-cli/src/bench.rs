@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use ds2f::config::{ExperimentConfig, LossConfig};
+use ds2f::config::ExperimentConfig;
 use ds2f::model::{Framework, ModelConfig};
 use ds2f::train::Objective;
 use ds2f::train::parallel::forward_backward;
@@ -121,7 +121,8 @@ pub fn run(args: Args) -> Result<()> {
             ..ExperimentConfig::default()
         };
         let mut optim = ds2f::train::optimizer(&config);
-        let objective = Objective::new(framework, &LossConfig::default(), 2, None);
+        // The training's objective (ESPNetV2's auxiliary term included).
+        let objective = Objective::from_config(&config);
         let r = model_config.effective_upscale();
         for i in 0..args.warmup + args.steps {
             let batch = random_batch(args.batch, h, w, r);

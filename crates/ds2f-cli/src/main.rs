@@ -1,6 +1,5 @@
 //! `ds2f`: train, evaluate and predict high-resolution segmentations from low-resolution
 //! images. One file per verb; each verb is a thin layer over the library.
-mod alloc_cache;
 mod bench;
 mod check_data;
 mod choices;
@@ -14,29 +13,23 @@ mod predict;
 mod progress;
 mod train;
 
-use alloc_cache::CachingAllocator;
 use clap::{Parser, Subcommand};
 
-/// Large freed tensors are kept for the next step instead of going back to the kernel
-/// (alloc_cache.rs): up to an eighth of the machine's memory (at most 4 GiB);
-/// `DS2F_ALLOC_CACHE_MB` sets the budget, 0 turns the cache off.
-#[global_allocator]
-static ALLOC: CachingAllocator = CachingAllocator::new();
-
-// In `tch` builds jemalloc is the process's `malloc` (the `unprefixed` build of
-// tikv-jemalloc-sys exports the C allocation functions, which libtorch's then bind to), told never
-// to return freed pages to the kernel. libtorch allocates every CPU tensor with `malloc`; glibc's
-// serves each block over 32 MB with a fresh `mmap` and unmaps it when freed, so every training
-// step page-faulted its feature maps back in: 17.7 % of a DS2F step's CPU samples were in the
-// kernel, mostly its page-fault path (perf; docs/performance.md "libtorch build"). jemalloc's size
-// classes reuse the blocks without the fragmentation of glibc's heap (`M_MMAP_MAX = 0` gave the
-// same speed with 13–38 % more peak memory). The same idea as `ALLOC` above, which libtorch's C++ never
-// calls. `MALLOC_CONF` in the environment overrides these options.
-#[cfg(feature = "tch")]
+// jemalloc is the process's `malloc` (the `unprefixed` build of tikv-jemalloc-sys exports the C
+// allocation functions; Rust's default allocator and libtorch's C++ both call them), told never
+// to return freed pages to the kernel. Every training step allocates the same tensors again,
+// many of them tens of megabytes; glibc's `malloc` serves each block over 32 MB with a fresh
+// `mmap` and unmaps it when freed, so every step page-faulted its feature maps back in (a third
+// of a U-Net step's time on the 2-core dev VM; 17.7 % of a libtorch DS2F step in the kernel's
+// page-fault path). jemalloc's size classes keep the blocks for reuse. It replaced a hand-written
+// size-exact block cache after an A/B on the DS2F step and at the HRF size: as fast, and
+// 15 % / 8 % less peak memory (docs/performance.md, "Allocator"). `MALLOC_CONF` in the
+// environment overrides these options (e.g. `dirty_decay_ms:10000` returns pages after 10 s).
+#[cfg(not(target_env = "msvc"))]
 use tikv_jemalloc_sys as _;
 
 /// jemalloc's options, read before `main` (jemalloc's documented `malloc_conf` symbol).
-#[cfg(feature = "tch")]
+#[cfg(not(target_env = "msvc"))]
 #[allow(non_upper_case_globals)]
 #[unsafe(no_mangle)]
 static malloc_conf: Option<&'static std::ffi::c_char> =
@@ -76,24 +69,7 @@ enum Command {
     Import(import::Args),
 }
 
-/// The allocator cache budget in bytes: `DS2F_ALLOC_CACHE_MB`, else MemTotal / 8 within
-/// [256 MiB, 4 GiB] (1 GiB where /proc/meminfo cannot be read).
-fn alloc_cache_budget() -> usize {
-    if let Some(mb) = std::env::var("DS2F_ALLOC_CACHE_MB")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-    {
-        return mb << 20;
-    }
-    let total_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-        let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
-        line.split_whitespace().nth(1)?.parse::<usize>().ok()
-    });
-    total_kb.map_or(1 << 30, |kb| ((kb << 10) / 8).clamp(256 << 20, 4 << 30))
-}
-
 fn main() -> std::process::ExitCode {
-    ALLOC.set_budget(alloc_cache_budget());
     let result = match Cli::parse().command {
         Command::Demo(a) => demo::run(a),
         Command::Train(a) => train::run(a).map(|_| ()),

@@ -1,6 +1,6 @@
-//! `ds2f export --format onnx`: the U-Net inference graph written from Rust, run by a pure-Rust
-//! ONNX runtime (tract) and compared with ds2f's own probabilities on two input sizes from the
-//! same file (batch and spatial sizes are dynamic), and the file's header fields read back.
+//! `ds2f export --format onnx`: the U-Net inference graph written from Rust, its header fields
+//! and weights read back, and the fixtures (the file, two inputs of different sizes, ds2f's own
+//! probabilities) that `tools/onnx-check` runs with a pure-Rust ONNX runtime (tract).
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::activation::softmax;
@@ -41,51 +41,70 @@ fn ds2f_probabilities(model: &Segmenter, x: &[f32], shape: [usize; 4]) -> (Vec<f
     (p.into_data().iter::<f32>().collect(), dims)
 }
 
-/// tract's half of the test, apart so that its prelude does not meet burn's.
-mod tract_run {
-    use tract_onnx::prelude::*;
-
-    /// Runs the ONNX file at `path` on `x` of `shape`: (values, output shape).
-    pub fn probabilities(
-        path: &std::path::Path,
-        x: &[f32],
-        shape: [usize; 4],
-    ) -> (Vec<f32>, Vec<usize>) {
-        let plan = tract_onnx::onnx()
-            .model_for_path(path)
-            .expect("tract reads the file")
-            .with_input_fact(0, f32::fact(shape).into())
-            .expect("input fact")
-            .into_optimized()
-            .expect("tract optimises the graph")
-            .into_runnable()
-            .expect("runnable");
-        let input = Tensor::from_shape(&shape, x).expect("input tensor");
-        let out = plan.run(tvec!(input.into())).expect("tract runs the graph");
-        let view = out[0].to_array_view::<f32>().expect("float output");
-        (view.iter().copied().collect(), view.shape().to_vec())
-    }
+/// Where the round-trip fixtures go: `target/tmp/onnx-fixtures` (cargo's `CARGO_TARGET_TMPDIR`),
+/// where `tools/onnx-check`'s test reads them.
+fn fixture_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-fixtures")
 }
 
+fn write_f32(path: &std::path::Path, values: &[f32]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn dims_text(dims: &[usize]) -> String {
+    dims.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Writes the exported U-Net graph, two inputs of different sizes (batch and spatial sizes are
+/// dynamic in the graph) and ds2f's probabilities for them: the fixtures that
+/// `tools/onnx-check` runs with tract, a pure-Rust ONNX runtime, and compares (max abs diff
+/// ≤ 1e-4). tract lives in that separate crate, outside the workspace, because as a
+/// dev-dependency here it changes the features of crates burn depends on (`std` of `bytes`
+/// and `regex`, `alloc` of `rand_core`, ...), so that `cargo test` would compile burn a second
+/// time beside the `cargo build` of README's first command.
 #[test]
-fn tract_runs_the_exported_graph_like_ds2f_at_two_sizes() {
+fn writes_the_round_trip_fixtures_for_tract() {
     let model = golden_model(&Device::flex());
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("unet.onnx");
-    write_onnx(&path, &model, vec![("ds2f.version".into(), "test".into())]).unwrap();
-    for shape in [[2, 3, 13, 17], [1, 3, 24, 31]] {
-        let x = input(shape);
-        let (want, want_dims) = ds2f_probabilities(&model, &x, shape);
-        let (got, got_dims) = tract_run::probabilities(&path, &x, shape);
-        assert_eq!(got_dims, want_dims.to_vec(), "{shape:?}");
-        assert_eq!(want_dims, [shape[0], 2, 2 * shape[2], 2 * shape[3]]);
-        let worst = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(worst <= 1e-4, "{shape:?}: max abs diff {worst}");
+    let dir = fixture_dir();
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).unwrap();
     }
+    std::fs::create_dir_all(&dir).unwrap();
+    write_onnx(
+        &dir.join("unet.onnx"),
+        &model,
+        vec![("ds2f.version".into(), "test".into())],
+    )
+    .unwrap();
+    let mut cases =
+        String::from("# name\tmodel\tinput\tinput shape\texpected\texpected shape\tmax abs diff\n");
+    for (k, shape) in [[2, 3, 13, 17], [1, 3, 24, 31]].into_iter().enumerate() {
+        let x = input(shape);
+        let (want, dims) = ds2f_probabilities(&model, &x, shape);
+        assert_eq!(dims, [shape[0], 2, 2 * shape[2], 2 * shape[3]]);
+        // Probabilities: at every pixel the two classes sum to 1.
+        let pixels = dims[2] * dims[3];
+        for n in 0..dims[0] {
+            for p in 0..pixels {
+                let at = n * 2 * pixels + p;
+                let sum = want[at] + want[at + pixels];
+                assert!((sum - 1.0).abs() < 1e-5, "{sum}");
+            }
+        }
+        let name = format!("unet_{k}");
+        write_f32(&dir.join(format!("{name}.input.f32")), &x);
+        write_f32(&dir.join(format!("{name}.expected.f32")), &want);
+        cases.push_str(&format!(
+            "{name}\tunet.onnx\t{name}.input.f32\t{}\t{name}.expected.f32\t{}\t1e-4\n",
+            dims_text(&shape),
+            dims_text(&dims)
+        ));
+    }
+    std::fs::write(dir.join("cases.tsv"), cases).unwrap();
 }
 
 #[test]
