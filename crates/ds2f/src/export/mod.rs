@@ -22,4 +22,4 @@ pub use error::ExportError;
 pub use onnx::write_onnx;
 pub use reference::{ImportReport, import_reference};
 pub use safetensors::{read_state_dict, write_state_dict};
-pub use state_dict::{StateTensor, TensorKind, torch_state_dict};
+pub use state_dict::{StateTensor, TORCH_RENAMES, TensorKind, torch_name, torch_state_dict};
