@@ -16,9 +16,13 @@ use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
+use ds2f::config::ExperimentConfig;
 use ds2f::export::onnx::proto::{DataType, ModelProto};
 use ds2f::export::onnx::{INPUT, OUTPUT, onnx_model};
-use ds2f::export::{StateTensor, TensorKind, torch_state_dict, write_onnx, write_state_dict};
+use ds2f::export::{
+    ExportInfo, StateTensor, TensorKind, model_card, torch_state_dict, utc_date, write_onnx,
+    write_state_dict,
+};
 use ds2f::model::{Backbone, Framework, ModelConfig, Segmenter};
 
 /// Sets BN γ, β, running mean and variance and PReLU slopes to `sin` patterns (convolutions
@@ -369,7 +373,13 @@ fn f32_tensor(name: &str, t: Tensor<4>) -> StateTensor {
 
 /// ds2f's probabilities at each of `sizes`; checks the HR sizes and that they sum to 1; with
 /// `DS2F_ONNX_CHECK_DIR` set writes the ONNX file, the state dict and the check data there.
-fn probabilities(model: &Segmenter, tensors: &[StateTensor], stem: &str, sizes: [[usize; 2]; 2]) {
+fn probabilities(
+    config: &ModelConfig,
+    model: &Segmenter,
+    tensors: &[StateTensor],
+    stem: &str,
+    sizes: [[usize; 2]; 2],
+) {
     let mut check = Vec::new();
     for (i, [h, w]) in sizes.into_iter().enumerate() {
         let x = input(h, w, i as f64);
@@ -386,21 +396,25 @@ fn probabilities(model: &Segmenter, tensors: &[StateTensor], stem: &str, sizes: 
     };
     let dir = Path::new(&dir);
     std::fs::create_dir_all(dir).unwrap();
-    let config = serde_json::json!({"stem": stem}).to_string();
-    let metadata = BTreeMap::from([("check".to_string(), config)]);
-    write_state_dict(
-        &dir.join(format!("{stem}.check.safetensors")),
-        &check,
-        &metadata,
-    )
-    .unwrap();
-    write_state_dict(
-        &dir.join(format!("{stem}.safetensors")),
-        tensors,
-        &BTreeMap::new(),
-    )
-    .unwrap();
-    write_onnx(&dir.join(format!("{stem}.onnx")), model, Vec::new()).unwrap();
+    let info = ExportInfo {
+        config: ExperimentConfig {
+            model: config.clone(),
+            ..ExperimentConfig::default()
+        },
+        checkpoint: "initialisation (tests/export_backbones.rs)".into(),
+        epoch: 0,
+        test_summary: None,
+        date: utc_date(),
+    };
+    let card = model_card(&info, &format!("{stem}.safetensors"));
+    std::fs::write(dir.join(format!("{stem}.README.md")), card).unwrap();
+    let metadata = info.metadata();
+    let image = BTreeMap::from([("image".to_string(), format!("sin pattern, {sizes:?}"))]);
+    let check_path = dir.join(format!("{stem}.check.safetensors"));
+    write_state_dict(&check_path, &check, &image).unwrap();
+    write_state_dict(&dir.join(format!("{stem}.safetensors")), tensors, &metadata).unwrap();
+    let metadata = metadata.into_iter().collect();
+    write_onnx(&dir.join(format!("{stem}.onnx")), model, metadata).unwrap();
 }
 
 // -------------------------------------------------------------------------------- tests
@@ -434,6 +448,7 @@ fn deeplab_resnet50_exports_torchvision_names_and_a_well_formed_graph() {
     );
 
     probabilities(
+        &config,
         &model,
         &tensors,
         "deeplabv3plus_resnet50",
@@ -467,7 +482,13 @@ fn espnetv2_exports_reference_names_and_a_well_formed_graph() {
             .contains("ESPNetv2 (level widths 16, 32, 64, 128)")
     );
 
-    probabilities(&model, &tensors, "espnetv2_s0_5", [[64, 96], [67, 53]]);
+    probabilities(
+        &config,
+        &model,
+        &tensors,
+        "espnetv2_s0_5",
+        [[64, 96], [67, 53]],
+    );
 }
 
 #[test]
@@ -481,5 +502,35 @@ fn unet_graph_is_well_formed_with_the_state_dicts_weights() {
     let proto = onnx_model(&model, Vec::new()).unwrap();
     let ops = assert_well_formed(&proto, &tensors);
     assert_eq!(ops["Resize"], 5);
-    probabilities(&model, &tensors, "unet_b4", [[32, 48], [29, 37]]);
+    probabilities(&config, &model, &tensors, "unet_b4", [[32, 48], [29, 37]]);
+}
+
+#[test]
+fn model_cards_name_each_backbones_pytorch_module_and_head() {
+    let card = |model: ModelConfig| {
+        let info = ExportInfo {
+            config: ExperimentConfig {
+                model,
+                ..ExperimentConfig::default()
+            },
+            checkpoint: "best".into(),
+            epoch: 3,
+            test_summary: None,
+            date: "2026-12-07".into(),
+        };
+        model_card(&info, "x.safetensors")
+    };
+    let deeplab = card(deeplab_config());
+    assert!(deeplab.contains(
+        "`bench/deeplab.py`'s `DeepLabV3Plus(3, 2, depth=50, output_stride=8, r=2)` loads them"
+    ));
+    assert!(deeplab.contains("backbone `Deeplabv3plusResnet50`, output stride 8, 2 classes"));
+    assert!(deeplab.contains("bilinear to the LR size, then ×2 (align_corners = false) to HR"));
+    let espnet = card(espnet_config());
+    assert!(espnet.contains("`bench/espnet.py`'s `EspNetV2Seg(3, 2, scale=0.5, r=2)` loads them"));
+    assert!(espnet.contains("backbone `Espnetv2`, width multiplier 0.5, 2 classes"));
+    assert!(espnet.contains("bilinear to the LR size, then ×2 (align_corners = true) to HR"));
+    let unet = card(ModelConfig::default());
+    assert!(unet.contains("`bench/unet.py`'s `UNetInter(3, 2, base=64, r=2)` loads them"));
+    assert!(unet.contains("then bilinear ×2 (align_corners = true) to HR"));
 }
