@@ -188,30 +188,29 @@ impl Builder {
         self.conv_bn_relu(x, &c.conv, &c.bn, &format!("{p}.conv"), &format!("{p}.bn"))
     }
 
-    /// 3×3 max-pool, stride 2, padding 1 (`h → ceil(h/2)`).
-    pub fn max_pool_3s2(&mut self, x: &str) -> String {
-        self.node(
-            "MaxPool",
-            &[x],
-            vec![
-                Attribute::Ints("kernel_shape", vec![3, 3]),
-                Attribute::Ints("strides", vec![2, 2]),
-                Attribute::Ints("pads", vec![1, 1, 1, 1]),
-            ],
-        )
+    /// `op` (`MaxPool`, `AveragePool`) 3×3, stride 2, padding 1 (`h → ceil(h/2)`), with
+    /// `extra` attributes.
+    fn pool_3s2(&mut self, op: &'static str, x: &str, extra: Vec<Attribute>) -> String {
+        let mut attributes = vec![
+            Attribute::Ints("kernel_shape", vec![3, 3]),
+            Attribute::Ints("strides", vec![2, 2]),
+            Attribute::Ints("pads", vec![1, 1, 1, 1]),
+        ];
+        attributes.extend(extra);
+        self.node(op, &[x], attributes)
     }
 
-    /// 3×3 average pool, stride 2, padding 1, padded zeros counted (`h → ceil(h/2)`).
+    /// 3×3 max-pool, stride 2, padding 1 (padding never wins).
+    pub fn max_pool_3s2(&mut self, x: &str) -> String {
+        self.pool_3s2("MaxPool", x, Vec::new())
+    }
+
+    /// 3×3 average pool, stride 2, padding 1, padded zeros counted (`nn.AvgPool2d(3, 2, 1)`).
     pub fn avg_pool_3s2(&mut self, x: &str) -> String {
-        self.node(
+        self.pool_3s2(
             "AveragePool",
-            &[x],
-            vec![
-                Attribute::Ints("kernel_shape", vec![3, 3]),
-                Attribute::Ints("strides", vec![2, 2]),
-                Attribute::Ints("pads", vec![1, 1, 1, 1]),
-                Attribute::Int("count_include_pad", 1),
-            ],
+            x,
+            vec![Attribute::Int("count_include_pad", 1)],
         )
     }
 
