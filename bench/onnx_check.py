@@ -5,8 +5,13 @@ check, shape inference included) and onnxruntime's output against ds2f's probabi
     ds2f export --run RUN --format onnx --output /tmp/hrf-f0.onnx --check-image IMAGE
     python3 bench/onnx_check.py /tmp/hrf-f0.onnx
 
-Also runs a second, odd input size (the check input cropped by one row and three columns) to
-show the dynamic spatial sizes: its output must be [n, C, r(h-1), r(w-3)].
+Also runs a second, odd input size: where the check file has `input_odd` / `probabilities_odd`
+(written by `crates/ds2f/tests/export_backbones.rs` with `DS2F_ONNX_CHECK_DIR` set, for every
+backbone) their values are compared too; otherwise the check input is cropped by one row and
+three columns and only the output size is checked, [n, C, r(h-1), r(w-3)].
+
+    DS2F_ONNX_CHECK_DIR=/tmp/onnx cargo test --release --workspace --test export_backbones
+    python3 bench/onnx_check.py /tmp/onnx/deeplabv3plus_resnet50.onnx
 `pip install onnx onnxruntime` locally; never a build or CI dependency. Prints one JSON line;
 exits 1 when the difference exceeds the tolerance.
 """
@@ -39,16 +44,28 @@ def main():
     session = ort.InferenceSession(a.model, providers=["CPUExecutionProvider"])
     (got,) = session.run(["probabilities"], {"input": x})
     diff = float(np.abs(got - want).max())
-    odd = x[:, :, 1:, 3:]
-    (odd_out,) = session.run(["probabilities"], {"input": odd})
     r = want.shape[2] // x.shape[2]
-    odd_ok = list(odd_out.shape) == [x.shape[0], want.shape[1], r * odd.shape[2], r * odd.shape[3]]
+    odd_diff = None
+    if "input_odd" in io:
+        odd = io["input_odd"].numpy()
+        (odd_out,) = session.run(["probabilities"], {"input": odd})
+        odd_want = io["probabilities_odd"].numpy()
+        odd_ok = odd_out.shape == odd_want.shape
+        if odd_ok:
+            odd_diff = float(np.abs(odd_out - odd_want).max())
+            odd_ok = odd_diff <= a.tolerance
+    else:
+        odd = x[:, :, 1:, 3:]
+        (odd_out,) = session.run(["probabilities"], {"input": odd})
+    odd_ok = (odd_diff is None or odd_ok) and list(odd_out.shape) == [
+        x.shape[0], want.shape[1], r * odd.shape[2], r * odd.shape[3]]
     meta = {p.key: p.value for p in model.metadata_props}
     print(json.dumps({
         "model": a.model, "opset": model.opset_import[0].version, "ir_version": model.ir_version,
         "nodes": len(model.graph.node), "checker": "ok", "image": io_meta.get("image"),
         "input": list(x.shape), "output": list(got.shape), "max_abs_diff": diff,
-        "odd_input": list(odd.shape), "odd_output": list(odd_out.shape), "odd_shape_ok": odd_ok,
+        "odd_input": list(odd.shape), "odd_output": list(odd_out.shape), "odd_max_abs_diff": odd_diff,
+        "odd_ok": odd_ok,
         "ds2f_version": meta.get("ds2f.version"), "onnx": onnx.__version__,
         "onnxruntime": ort.__version__, "ok": diff <= a.tolerance and odd_ok,
     }))

@@ -21,8 +21,9 @@ use ds2f_data::io::load_rgb;
 pub enum Format {
     /// A `.safetensors` state dict with PyTorch's parameter names.
     Safetensors,
-    /// The inference graph (U-Net + bilinear ×r + softmax) as ONNX, opset 17, with dynamic
-    /// batch and spatial sizes; input `input`, output `probabilities`.
+    /// The inference graph (any backbone + the seg head's bilinear steps to ×r + softmax) as
+    /// ONNX, opset 17, with dynamic batch and spatial sizes; input `input`, output
+    /// `probabilities`.
     Onnx,
 }
 

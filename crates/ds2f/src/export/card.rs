@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::config::ExperimentConfig;
+use crate::model::deeplab::ResNetDepth;
+use crate::model::{Backbone, HeadResize, ModelConfig};
 
 /// Metadata keys of an exported file (besides `format = "pt"`, which tells Hugging Face tools
 /// the names are PyTorch's).
@@ -85,6 +87,54 @@ fn graph_line(config: &ExperimentConfig) -> String {
     )
 }
 
+/// The backbone's own keys in words (`, base width 16`, `, output stride 8`, `, scale 2`).
+fn backbone_settings(m: &ModelConfig) -> String {
+    match m.backbone {
+        Backbone::Unet => format!(", base width {}", m.base),
+        Backbone::Deeplabv3plusResnet50 | Backbone::Deeplabv3plusResnet101 => {
+            format!(", output stride {}", usize::from(m.output_stride))
+        }
+        Backbone::Espnetv2 => format!(", width multiplier {}", m.espnet_scale),
+    }
+}
+
+/// How the seg head's logits reach HR, in words.
+fn head_steps(resize: HeadResize, r: usize) -> String {
+    match resize {
+        HeadResize::AlignCorners => format!("bilinear ×{r} (align_corners = true)"),
+        HeadResize::TwoStep => {
+            format!("bilinear to the LR size, then ×{r} (align_corners = false)")
+        }
+        HeadResize::AlignCornersTwoStep => {
+            format!("bilinear to the LR size, then ×{r} (align_corners = true)")
+        }
+    }
+}
+
+/// The PyTorch module of `bench/` that takes the exported state dict, as a call.
+fn pytorch_module(m: &ModelConfig) -> String {
+    let (cin, c, r) = (m.in_channels, m.num_classes, m.effective_upscale());
+    match (m.backbone, m.backbone.resnet_depth()) {
+        (Backbone::Unet, _) => format!(
+            "`bench/unet.py`'s `UNetInter({cin}, {c}, base={}, r={r})`",
+            m.base
+        ),
+        (Backbone::Espnetv2, _) => format!(
+            "`bench/espnet.py`'s `EspNetV2Seg({cin}, {c}, scale={}, r={r})`",
+            m.espnet_scale
+        ),
+        (_, depth) => format!(
+            "`bench/deeplab.py`'s `DeepLabV3Plus({cin}, {c}, depth={}, output_stride={}, r={r})`",
+            if depth == Some(ResNetDepth::R50) {
+                50
+            } else {
+                101
+            },
+            usize::from(m.output_stride)
+        ),
+    }
+}
+
 /// The model card: a Markdown `README.md` for the exported file `file_name`.
 pub fn model_card(info: &ExportInfo, file_name: &str) -> String {
     let c = &info.config;
@@ -104,13 +154,18 @@ pub fn model_card(info: &ExportInfo, file_name: &str) -> String {
     let _ = writeln!(s, "## Model\n");
     let _ = writeln!(
         s,
-        "- framework `{:?}`, backbone `{:?}`, base width {}, {} classes, {} input channels",
-        m.framework, m.backbone, m.base, m.num_classes, m.in_channels
+        "- framework `{:?}`, backbone `{:?}`{}, {} classes, {} input channels",
+        m.framework,
+        m.backbone,
+        backbone_settings(m),
+        m.num_classes,
+        m.in_channels
     );
     let _ = writeln!(
         s,
-        "- inference graph: encoder + seg decoder + 1×1 seg head, then bilinear ×{r} to HR \
-         (the SR stream and shared-feature module are training-only and not in the file)"
+        "- inference graph: encoder + seg decoder + 1×1 seg head, then {} to HR (the SR \
+         stream and shared-feature module are training-only and not in the file)",
+        head_steps(m.head_resize(), r)
     );
     let _ = writeln!(
         s,
@@ -121,10 +176,9 @@ pub fn model_card(info: &ExportInfo, file_name: &str) -> String {
     );
     let _ = writeln!(
         s,
-        "- weights: PyTorch `state_dict` names; for the U-Net, `bench/unet.py`'s \
-         `UNetInter({}, {}, base={}, r={r})` loads them with `load_state_dict(strict=True)` \
-         (`bench/export_check.py`)\n",
-        m.in_channels, m.num_classes, m.base
+        "- weights: PyTorch `state_dict` names; {} loads them with \
+         `load_state_dict(strict=True)` (`bench/export_check.py`)\n",
+        pytorch_module(m)
     );
     let _ = writeln!(s, "## Data\n");
     let _ = writeln!(

@@ -71,7 +71,11 @@ pub enum ExportError {
         /// Its first few keys.
         examples: String,
     },
-    /// The configured model has no mapping from the reference's names.
+    /// What the configured model asks for is not supported, naming the config key: `ds2f
+    /// import` of a backbone other than the U-Net (`model.backbone`: only the reference U-Net's
+    /// names are mapped), or an ONNX graph the writer cannot lay out (`model.backbone`: encoder
+    /// and decoder of different backbones, or a `Same`-padded convolution; every backbone
+    /// ds2f builds is written).
     #[error("{key}: {reason}")]
     Unsupported {
         /// The config key.

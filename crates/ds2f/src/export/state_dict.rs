@@ -64,11 +64,34 @@ impl ModuleAdapter for TorchNames {
     }
 }
 
+/// Path segments whose PyTorch name differs from ds2f's field name (burn field names cannot be
+/// numbers): torchvision's ResNet shortcut `downsample.0` / `downsample.1`, and the
+/// reference ESPNetv2's `refin_conv.0` / `refin_conv.1` (the down-sampling unit's input
+/// reinforcement) and `pspMod.0` / `pspMod.1` (the decoder's EESP and PSP). Matched with the
+/// dots around them, so `refin_cb` never matches inside `refin_cbr`.
+pub const TORCH_RENAMES: [(&str, &str); 6] = [
+    (".downsample.conv.", ".downsample.0."),
+    (".downsample.bn.", ".downsample.1."),
+    (".refin_cbr.", ".refin_conv.0."),
+    (".refin_cb.", ".refin_conv.1."),
+    (".psp_eesp.", ".pspMod.0."),
+    (".psp.", ".pspMod.1."),
+];
+
+/// `name` (a ds2f parameter path, BN/PReLU already renamed) under PyTorch's name
+/// ([`TORCH_RENAMES`]).
+pub fn torch_name(name: &str) -> String {
+    TORCH_RENAMES
+        .iter()
+        .fold(name.to_string(), |n, (from, to)| n.replace(from, to))
+}
+
 /// The suffix of a BN running statistic only BatchNorm has; a `num_batches_tracked` goes
 /// beside each.
 const RUNNING_VAR: &str = ".running_var";
 
-/// `module`'s parameters and BN statistics under PyTorch's names, in the module's order, with
+/// `module`'s parameters and BN statistics under PyTorch's names ([`TORCH_RENAMES`] applied),
+/// in the module's order, with
 /// an int64 `num_batches_tracked` (0) after each BatchNorm's `running_var` (PyTorch's order
 /// within a BN: `weight`, `bias`, `running_mean`, `running_var`, `num_batches_tracked`).
 ///
@@ -94,6 +117,7 @@ pub fn torch_state_dict<M: Module>(
                 dtype: format!("{dtype:?}"),
             });
         }
+        let name = torch_name(&name);
         let counter = name
             .strip_suffix(RUNNING_VAR)
             .map(|bn| format!("{bn}.num_batches_tracked"));

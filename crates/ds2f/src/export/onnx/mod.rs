@@ -1,7 +1,11 @@
-//! ONNX export of the inference graph (`ds2f export --format onnx`): [`graph`] lays the U-Net
-//! out as ONNX operators, [`proto`] encodes the file.
+//! ONNX export of the inference graph (`ds2f export --format onnx`): [`graph`] holds the node
+//! builder and the head, [`unet`], [`deeplab`] and [`espnet`] lay each backbone out as ONNX
+//! operators, [`proto`] encodes the file.
+mod deeplab;
+mod espnet;
 pub mod graph;
 pub mod proto;
+mod unet;
 
 pub use graph::{INPUT, OPSET, OUTPUT, onnx_model};
 
