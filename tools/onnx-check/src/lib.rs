@@ -1,4 +1,4 @@
-//! Reads the round-trip fixtures that ds2f's tests write (`cases.tsv` and raw little-endian
+//! Reads the round-trip fixtures that ds2f's tests write (`cases-*.tsv` and raw little-endian
 //! `f32` files in one folder, see crates/ds2f/tests/export_onnx.rs) and runs each ONNX file with
 //! tract.
 use std::path::{Path, PathBuf};
@@ -58,20 +58,43 @@ fn parse_shape(text: &str, what: &str) -> Result<Vec<usize>, String> {
         .collect()
 }
 
-/// Reads `dir/cases.tsv` (`name, model, input, input shape, expected, expected shape,
-/// tolerance`, tab-separated; `#` starts a comment) and the files it names.
+/// Reads every `dir/cases-*.tsv` (one per test that writes fixtures; lines `name, model,
+/// input, input shape, expected, expected shape, tolerance`, tab-separated; `#` starts a
+/// comment) and the files they name.
 ///
 /// # Errors
-/// A message naming the file or line when anything is missing or malformed.
+/// A message naming the file or line when anything is missing or malformed, or when there is
+/// no list at all.
 pub fn read_cases(dir: &Path) -> Result<Vec<Case>, String> {
-    let list = dir.join("cases.tsv");
-    let text = std::fs::read_to_string(&list).map_err(|e| {
+    let missing = |what: String| {
         format!(
-            "{}: {e} (the fixtures are written by the ds2f workspace's tests: run \
-             `cargo test --release --workspace` first, or set DS2F_ONNX_FIXTURES)",
-            list.display()
+            "{what} (the fixtures are written by the ds2f workspace's tests: run \
+             `cargo test --release --workspace` first, or set DS2F_ONNX_FIXTURES)"
         )
-    })?;
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| missing(format!("{}: {e}", dir.display())))?;
+    let mut lists: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("cases-") && n.ends_with(".tsv"))
+        })
+        .collect();
+    lists.sort();
+    if lists.is_empty() {
+        return Err(missing(format!("{}: no cases-*.tsv", dir.display())));
+    }
+    let mut cases = Vec::new();
+    for list in &lists {
+        cases.extend(read_list(dir, list)?);
+    }
+    Ok(cases)
+}
+
+/// The cases of one list file.
+fn read_list(dir: &Path, list: &Path) -> Result<Vec<Case>, String> {
+    let text = std::fs::read_to_string(list).map_err(|e| format!("{}: {e}", list.display()))?;
     let mut cases = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.starts_with('#') || line.trim().is_empty() {
