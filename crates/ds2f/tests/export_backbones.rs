@@ -382,10 +382,16 @@ fn probabilities(
 ) {
     let mut check = Vec::new();
     // The round-trip fixtures that tools/onnx-check runs with tract (max abs diff 1e-4), beside
-    // tests/export_onnx.rs's U-Net ones.
+    // tests/export_onnx.rs's U-Net ones. Not for DeepLabV3+: tract 0.21 fails on its graph
+    // (its `declutter` pass substitutes the pooled 1×1 shape for the expanded one in ASPP's
+    // image-pooling branch, `Expand` → `Concat` → 1×1 `Conv`; the un-optimised typed plan
+    // crashes), while onnxruntime runs it within 6e-7 of ds2f (docs/export.md).
+    let tract = !stem.starts_with("deeplab");
     let fixtures = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-fixtures");
     std::fs::create_dir_all(&fixtures).unwrap();
-    write_onnx(&fixtures.join(format!("{stem}.onnx")), model, Vec::new()).unwrap();
+    if tract {
+        write_onnx(&fixtures.join(format!("{stem}.onnx")), model, Vec::new()).unwrap();
+    }
     let mut cases = String::from("# written by crates/ds2f/tests/export_backbones.rs\n");
     let raw = |t: &Tensor<4>| -> Vec<u8> {
         let values: Vec<f32> = t.clone().into_data().iter::<f32>().collect();
@@ -398,19 +404,23 @@ fn probabilities(
         assert_eq!(p.dims(), [1, 2, 2 * h, 2 * w]);
         let sums: Vec<f32> = p.clone().sum_dim(1).into_data().iter::<f32>().collect();
         assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5));
-        let name = format!("{stem}_{i}");
-        std::fs::write(fixtures.join(format!("{name}.input.f32")), raw(&x)).unwrap();
-        std::fs::write(fixtures.join(format!("{name}.expected.f32")), raw(&p)).unwrap();
-        cases.push_str(&format!(
-            "{name}\t{stem}.onnx\t{name}.input.f32\t{}\t{name}.expected.f32\t{}\t1e-4\n",
-            dims(&x),
-            dims(&p)
-        ));
+        if tract {
+            let name = format!("{stem}_{i}");
+            std::fs::write(fixtures.join(format!("{name}.input.f32")), raw(&x)).unwrap();
+            std::fs::write(fixtures.join(format!("{name}.expected.f32")), raw(&p)).unwrap();
+            cases.push_str(&format!(
+                "{name}\t{stem}.onnx\t{name}.input.f32\t{}\t{name}.expected.f32\t{}\t1e-4\n",
+                dims(&x),
+                dims(&p)
+            ));
+        }
         let suffix = if i == 0 { "" } else { "_odd" };
         check.push(f32_tensor(&format!("input{suffix}"), x));
         check.push(f32_tensor(&format!("probabilities{suffix}"), p));
     }
-    std::fs::write(fixtures.join(format!("cases-{stem}.tsv")), cases).unwrap();
+    if tract {
+        std::fs::write(fixtures.join(format!("cases-{stem}.tsv")), cases).unwrap();
+    }
     let Ok(dir) = std::env::var("DS2F_ONNX_CHECK_DIR") else {
         return;
     };

@@ -141,8 +141,8 @@ fn read_list(dir: &Path, list: &Path) -> Result<Vec<Case>, String> {
     Ok(cases)
 }
 
-/// Runs the ONNX file `model` on `input` of `shape` with tract: the first output's values and
-/// shape.
+/// Runs the ONNX file `model` on `input` of `shape` with tract, optimised as a deployment
+/// would: the first output's values and shape.
 ///
 /// # Errors
 /// tract's message when it cannot read, optimise or run the graph.
