@@ -139,7 +139,12 @@ fn ds2f_training_step_matches_flex() {
         );
         let values: Vec<(String, f32)> = terms
             .iter()
-            .map(|t| (t.name.to_string(), t.value.clone().into_scalar::<f32>()))
+            .map(|t| {
+                (
+                    t.term.name().to_string(),
+                    t.value.clone().into_scalar::<f32>(),
+                )
+            })
             .collect();
         let total = terms
             .into_iter()
