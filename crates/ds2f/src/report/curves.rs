@@ -311,9 +311,10 @@ pub fn save_progress(records: &[EpochRecord], path: &Path) -> Result<(), String>
     ds2f_data::io::save_png_atomic(path, &image).map_err(|e| e.to_string())
 }
 
-/// Renders the curves and writes them as a PNG atomically: the progress plot
-/// ([`render_progress`]) when `metrics.csv` beside `path` holds the same epochs (the trainer
-/// writes it just before), else loss and validation IoU / Dice ([`render`]).
+/// Renders the curves of `points` and writes them as a PNG atomically: the progress plot
+/// ([`render_progress`]) when `metrics.csv` beside `path` holds the same epochs, else loss and
+/// validation IoU / Dice ([`render`]). (The trainer has the whole history and calls
+/// [`save_progress`] directly.)
 pub fn save(points: &[CurvePoint], path: &Path) -> Result<(), String> {
     if let Some(dir) = path.parent()
         && let Ok(records) = RunFolder::new(dir).read_metrics()

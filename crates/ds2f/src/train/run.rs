@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::LossTerm;
 use crate::config::ExperimentConfig;
 use crate::error::TrainError;
-use crate::report::curves::{self, CurvePoint};
+use crate::report::curves;
 
 /// One line of `metrics.csv`.
 #[derive(Debug, Clone, PartialEq)]
@@ -219,19 +219,12 @@ impl RunFolder {
         Ok(out)
     }
 
-    /// Draws `curves.png`.
+    /// Draws `curves.png`: the progress plot of the whole history (in memory, so
+    /// `metrics.csv` is not read back for it).
     pub fn write_curves(&self, history: &[EpochRecord]) -> Result<(), TrainError> {
-        let points: Vec<CurvePoint> = history
-            .iter()
-            .map(|r| CurvePoint {
-                epoch: r.epoch,
-                train_loss: r.train_loss,
-                val_iou: r.val_iou,
-                val_dice: r.val_dice,
-            })
-            .collect();
         let path = self.dir.join("curves.png");
-        curves::save(&points, &path).map_err(|message| TrainError::RunFile { path, message })
+        curves::save_progress(history, &path)
+            .map_err(|message| TrainError::RunFile { path, message })
     }
 }
 
