@@ -14,6 +14,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
+mod onnx_fixtures;
+
 use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
 use ds2f::config::ExperimentConfig;
@@ -386,40 +388,24 @@ fn probabilities(
     // (its `declutter` pass substitutes the pooled 1×1 shape for the expanded one in ASPP's
     // image-pooling branch, `Expand` → `Concat` → 1×1 `Conv`; the un-optimised typed plan
     // crashes), while onnxruntime runs it within 6e-7 of ds2f (docs/export.md).
-    let tract = !stem.starts_with("deeplab");
-    let fixtures = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-fixtures");
-    std::fs::create_dir_all(&fixtures).unwrap();
-    if tract {
-        write_onnx(&fixtures.join(format!("{stem}.onnx")), model, Vec::new()).unwrap();
-    }
-    let mut cases = String::from("# written by crates/ds2f/tests/export_backbones.rs\n");
-    let raw = |t: &Tensor<4>| -> Vec<u8> {
-        let values: Vec<f32> = t.clone().into_data().iter::<f32>().collect();
-        values.iter().flat_map(|v| v.to_le_bytes()).collect()
-    };
-    let dims = |t: &Tensor<4>| t.dims().map(|d| d.to_string()).join(",");
+    let mut cases =
+        (!stem.starts_with("deeplab")).then(|| onnx_fixtures::Cases::new(stem, model, Vec::new()));
+    let values = |t: &Tensor<4>| -> Vec<f32> { t.clone().into_data().iter::<f32>().collect() };
     for (i, [h, w]) in sizes.into_iter().enumerate() {
         let x = input(h, w, i as f64);
         let p = burn::tensor::activation::softmax(model.forward(x.clone()), 1);
         assert_eq!(p.dims(), [1, 2, 2 * h, 2 * w]);
         let sums: Vec<f32> = p.clone().sum_dim(1).into_data().iter::<f32>().collect();
         assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5));
-        if tract {
-            let name = format!("{stem}_{i}");
-            std::fs::write(fixtures.join(format!("{name}.input.f32")), raw(&x)).unwrap();
-            std::fs::write(fixtures.join(format!("{name}.expected.f32")), raw(&p)).unwrap();
-            cases.push_str(&format!(
-                "{name}\t{stem}.onnx\t{name}.input.f32\t{}\t{name}.expected.f32\t{}\t1e-4\n",
-                dims(&x),
-                dims(&p)
-            ));
+        if let Some(cases) = &mut cases {
+            cases.add(i, &values(&x), &x.dims(), &values(&p), &p.dims());
         }
         let suffix = if i == 0 { "" } else { "_odd" };
         check.push(f32_tensor(&format!("input{suffix}"), x));
         check.push(f32_tensor(&format!("probabilities{suffix}"), p));
     }
-    if tract {
-        std::fs::write(fixtures.join(format!("cases-{stem}.tsv")), cases).unwrap();
+    if let Some(cases) = cases {
+        cases.finish();
     }
     let Ok(dir) = std::env::var("DS2F_ONNX_CHECK_DIR") else {
         return;

@@ -5,8 +5,9 @@ use burn::prelude::*;
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::activation::softmax;
 use ds2f::export::onnx::{OPSET, onnx_model};
-use ds2f::export::write_onnx;
 use ds2f::model::{ModelConfig, Segmenter};
+
+mod onnx_fixtures;
 
 const GOLDEN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -41,25 +42,6 @@ fn ds2f_probabilities(model: &Segmenter, x: &[f32], shape: [usize; 4]) -> (Vec<f
     (p.into_data().iter::<f32>().collect(), dims)
 }
 
-/// Where the round-trip fixtures go: `target/tmp/onnx-fixtures` (cargo's `CARGO_TARGET_TMPDIR`),
-/// where `tools/onnx-check`'s test reads every `cases-*.tsv` (tests/export_backbones.rs writes
-/// DeepLabV3+'s and ESPNetv2's).
-fn fixture_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-fixtures")
-}
-
-fn write_f32(path: &std::path::Path, values: &[f32]) {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(path, bytes).unwrap();
-}
-
-fn dims_text(dims: &[usize]) -> String {
-    dims.iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Writes the exported U-Net graph, two inputs of different sizes (batch and spatial sizes are
 /// dynamic in the graph) and ds2f's probabilities for them: the fixtures that
 /// `tools/onnx-check` runs with tract, a pure-Rust ONNX runtime, and compares (max abs diff
@@ -70,16 +52,8 @@ fn dims_text(dims: &[usize]) -> String {
 #[test]
 fn writes_the_round_trip_fixtures_for_tract() {
     let model = golden_model(&Device::flex());
-    let dir = fixture_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    write_onnx(
-        &dir.join("unet.onnx"),
-        &model,
-        vec![("ds2f.version".into(), "test".into())],
-    )
-    .unwrap();
     let mut cases =
-        String::from("# name\tmodel\tinput\tinput shape\texpected\texpected shape\tmax abs diff\n");
+        onnx_fixtures::Cases::new("unet", &model, vec![("ds2f.version".into(), "test".into())]);
     for (k, shape) in [[2, 3, 13, 17], [1, 3, 24, 31]].into_iter().enumerate() {
         let x = input(shape);
         let (want, dims) = ds2f_probabilities(&model, &x, shape);
@@ -93,16 +67,9 @@ fn writes_the_round_trip_fixtures_for_tract() {
                 assert!((sum - 1.0).abs() < 1e-5, "{sum}");
             }
         }
-        let name = format!("unet_{k}");
-        write_f32(&dir.join(format!("{name}.input.f32")), &x);
-        write_f32(&dir.join(format!("{name}.expected.f32")), &want);
-        cases.push_str(&format!(
-            "{name}\tunet.onnx\t{name}.input.f32\t{}\t{name}.expected.f32\t{}\t1e-4\n",
-            dims_text(&shape),
-            dims_text(&dims)
-        ));
+        cases.add(k, &x, &shape, &want, &dims);
     }
-    std::fs::write(dir.join("cases-unet.tsv"), cases).unwrap();
+    cases.finish();
 }
 
 #[test]
